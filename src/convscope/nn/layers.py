@@ -1,0 +1,282 @@
+"""The layers: thin modules over :mod:`convscope.functional`, with PyTorch's arguments.
+
+Initialisation follows PyTorch's defaults (weights and biases uniform in
+``+-1/sqrt(fan_in)``, i.e. ``kaiming_uniform_(a=sqrt(5))``), drawn from an explicit
+``seed`` (an int or a ``np.random.Generator``), so a model is reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+from .. import functional as F
+from .. import shapes
+from ..errors import ArgumentError, ArgumentTypeError, ShapeError, message
+from ..tensor import Tensor
+from .module import Module, Parameter, make_rng
+
+__all__ = ["Conv2d", "ReLU", "MaxPool2d", "AvgPool2d", "Flatten", "Linear", "BatchNorm2d",
+           "Dropout", "Identity"]
+
+
+def _positive_int(value: Any, name: str, where: str) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise ArgumentTypeError(message(where, f"`{name}` must be an int", f"pass e.g. {name}=8",
+                                        f"{name}={value!r}"))
+    if value < 1:
+        raise ArgumentError(message(where, f"`{name}` must be positive", f"use {name}=1 or more",
+                                    f"{name}={value}"))
+    return int(value)
+
+
+def _uniform(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
+    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    return rng.uniform(-bound, bound, size=shape).astype(np.float32)
+
+
+class Conv2d(Module):
+    """``out_channels`` kernels of ``kernel_size x in_channels/groups``, slid over the input volume.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Input depth (= kernel depth x groups) and number of kernels (= output depth).
+    kernel_size, stride, dilation : int or (int, int)
+    padding : int, (int, int), ((top, bottom), (left, right)), 'valid' or 'same'
+    groups : int
+    bias : bool
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
+    seed : int or np.random.Generator, optional
+        Source of the initial weights (PyTorch's default initialisation).
+
+    Shape:
+        - Input: (N, C_in, H, W) or (C_in, H, W)
+        - Output: (N, C_out, H_out, W_out) with
+          ``H_out = floor((H + pad_top + pad_bottom - dilation[0] * (kernel_size[0] - 1) - 1)
+          / stride[0]) + 1`` and the same for ``W_out``.
+
+    >>> layer = Conv2d(3, 8, 5, padding=2, seed=0)     # 8 kernels of 5x5x3
+    >>> layer.weight.shape
+    (8, 3, 5, 5)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
+                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", seed: int | np.random.Generator | None = None) -> None:
+        super().__init__()
+        where = "Conv2d"
+        self.in_channels = _positive_int(in_channels, "in_channels", where)
+        self.out_channels = _positive_int(out_channels, "out_channels", where)
+        self.kernel_size = shapes.pair(kernel_size, "kernel_size", where)
+        self.stride = shapes.pair(stride, "stride", where)
+        self.dilation = shapes.pair(dilation, "dilation", where)
+        self.groups = _positive_int(groups, "groups", where)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ArgumentError(message(
+                where, "`groups` must divide both in_channels and out_channels",
+                f"choose groups from the common divisors of {self.in_channels} and {self.out_channels}",
+                f"in_channels={self.in_channels}, out_channels={self.out_channels}, groups={self.groups}"))
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ArgumentError(message(where, f"unknown padding_mode {padding_mode!r}",
+                                        "use 'zeros', 'reflect', 'replicate' or 'circular'",
+                                        f"padding_mode={padding_mode!r}"))
+        self.padding_mode = padding_mode
+        self._padding_arg = padding
+        self.padding = shapes.conv_padding(padding, self.kernel_size, self.dilation, where,
+                                           self.stride)
+        if self.padding == "same" and padding_mode != "zeros":
+            raise ArgumentError(message(where, "padding='same' with stride > 1 needs padding_mode='zeros'",
+                                        "use an explicit padding", f"stride={self.stride}"))
+        rng = make_rng(seed)
+        fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
+        self.weight = Parameter(_uniform(rng, (self.out_channels, self.in_channels // self.groups)
+                                         + self.kernel_size, fan_in))
+        self.bias = Parameter(_uniform(rng, (self.out_channels,), fan_in)) if bias else None
+
+    @property
+    def label(self) -> str:
+        k = self.kernel_size
+        return f"Conv2d({self.in_channels} -> {self.out_channels}, {k[0]}x{k[1]})"
+
+    def forward(self, x: Any) -> Tensor:
+        if self.padding_mode == "zeros":
+            return F.conv2d_at(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                               self.groups, self.label)
+        x = F.pad(x, self.padding, self.padding_mode)
+        return F.conv2d_at(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups,
+                           self.label)
+
+    def extra_repr(self) -> str:
+        k = self.kernel_size
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={k}"
+        if self.stride != (1, 1):
+            s += f", stride={self.stride}"
+        if self._padding_arg not in (0, (0, 0), "valid"):
+            s += f", padding={self._padding_arg!r}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
+        return s
+
+
+class Linear(Module):
+    """``y = x W^T + b`` with ``W`` of shape (out_features, in_features)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 seed: int | np.random.Generator | None = None) -> None:
+        super().__init__()
+        self.in_features = _positive_int(in_features, "in_features", "Linear")
+        self.out_features = _positive_int(out_features, "out_features", "Linear")
+        rng = make_rng(seed)
+        self.weight = Parameter(_uniform(rng, (self.out_features, self.in_features), self.in_features))
+        self.bias = Parameter(_uniform(rng, (self.out_features,), self.in_features)) if bias else None
+
+    def forward(self, x: Any) -> Tensor:
+        return F.linear(x, self.weight, self.bias,
+                        where=f"Linear({self.in_features} -> {self.out_features})")
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}"
+                + ("" if self.bias is not None else ", bias=False"))
+
+
+class ReLU(Module):
+    """``max(x, 0)``."""
+
+    def forward(self, x: Any) -> Tensor:
+        return F.relu(x)
+
+
+class Identity(Module):
+    def forward(self, x: Any) -> Any:
+        return x
+
+
+class _Pool(Module):
+    defaults: dict[str, Any] = {}
+
+    def _init(self, where: str, kernel_size: Any, stride: Any, padding: Any, **kw: Any) -> None:
+        self.kernel_size = shapes.pair(kernel_size, "kernel_size", where)
+        self.stride = self.kernel_size if stride is None else shapes.pair(stride, "stride", where)
+        self.padding = shapes.pair(padding, "padding", where, minimum=0)
+        self.extra = kw
+
+    def extra_repr(self) -> str:
+        k = self.kernel_size
+        s = f"kernel_size={k[0] if k[0] == k[1] else k}"
+        if self.stride != self.kernel_size:
+            s += f", stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        for name, value in self.extra.items():
+            if value != self.defaults[name]:
+                s += f", {name}={value}"
+        return s
+
+
+class MaxPool2d(_Pool):
+    """Max over each window. Shape: as :func:`convscope.functional.max_pool2d`."""
+
+    defaults = {"dilation": (1, 1), "ceil_mode": False}
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                 ceil_mode: bool = False) -> None:
+        super().__init__()
+        self._init("MaxPool2d", kernel_size, stride, padding,
+                   dilation=shapes.pair(dilation, "dilation", "MaxPool2d"), ceil_mode=bool(ceil_mode))
+
+    def forward(self, x: Any) -> Tensor:
+        k = self.kernel_size
+        return F.max_pool2d_at(x, k, self.stride, self.padding, self.extra["dilation"],
+                               self.extra["ceil_mode"], False, f"MaxPool2d({k[0]}x{k[1]})")
+
+
+class AvgPool2d(_Pool):
+    """Mean over each window. Shape: as :func:`convscope.functional.avg_pool2d`."""
+
+    defaults = {"ceil_mode": False, "count_include_pad": True}
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                 ceil_mode: bool = False, count_include_pad: bool = True) -> None:
+        super().__init__()
+        self._init("AvgPool2d", kernel_size, stride, padding, ceil_mode=bool(ceil_mode),
+                   count_include_pad=bool(count_include_pad))
+
+    def forward(self, x: Any) -> Tensor:
+        k = self.kernel_size
+        return F.avg_pool2d_at(x, k, self.stride, self.padding, self.extra["ceil_mode"],
+                               self.extra["count_include_pad"], f"AvgPool2d({k[0]}x{k[1]})")
+
+
+class Flatten(Module):
+    """Merge all axes after the batch axis: (N, C, H, W) -> (N, C*H*W)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x: Any) -> Tensor:
+        return F.flatten(x, self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return "" if (self.start_dim, self.end_dim) == (1, -1) else \
+            f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class BatchNorm2d(Module):
+    """Per-channel normalisation with learned scale and shift; running statistics for eval."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = True, track_running_stats: bool = True) -> None:
+        super().__init__()
+        self.num_features = _positive_int(num_features, "num_features", "BatchNorm2d")
+        self.eps, self.momentum, self.affine = float(eps), float(momentum), affine
+        self.track_running_stats = track_running_stats
+        self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, np.float32)) if affine else None
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, np.float32))
+            self.register_buffer("running_var", np.ones(num_features, np.float32))
+            self.register_buffer("num_batches_tracked", np.array(0, np.int64))
+
+    def forward(self, x: Any) -> Tensor:
+        x = F.as_tensor(x, "BatchNorm2d")
+        if x.ndim == 4 and x.shape[1] != self.num_features:
+            raise ShapeError(message(f"BatchNorm2d({self.num_features})",
+                                     f"expected {self.num_features} channels, got {x.shape[1]}",
+                                     f"build BatchNorm2d({x.shape[1]})", f"input shape {x.shape}"))
+        use_batch = self.training or not self.track_running_stats
+        if self.training and self.track_running_stats:
+            self.register_buffer("num_batches_tracked", self.num_batches_tracked + 1)
+        return F.batch_norm(x, getattr(self, "running_mean", None), getattr(self, "running_var", None),
+                            self.weight, self.bias, use_batch, self.momentum, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}"
+
+
+class Dropout(Module):
+    """Zero each value with probability ``p`` during training; identity in eval mode."""
+
+    def __init__(self, p: float = 0.5, seed: int | np.random.Generator | None = None) -> None:
+        super().__init__()
+        if not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
+            raise ArgumentError(message("Dropout", "p must be a probability in [0, 1]",
+                                        "use p=0.5", f"p={p!r}"))
+        self.p = float(p)
+        self.generator = make_rng(seed)
+
+    def forward(self, x: Any) -> Tensor:
+        return F.dropout(x, self.p, self.training, self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

@@ -1,0 +1,238 @@
+"""``Module``, ``Parameter`` and ``Sequential``: the containers, as PyTorch users know them."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import ArgumentTypeError, ConvscopeError, ShapeError, message
+from ..tensor import Tensor, as_array
+
+__all__ = ["Parameter", "Module", "Sequential", "make_rng"]
+
+
+def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """An explicit generator from a seed, a generator (used as is) or None (fresh entropy)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)
+
+
+class Parameter(Tensor):
+    """A tensor that a module learns: ``requires_grad=True`` and listed by ``parameters()``."""
+
+    def __init__(self, data: Any, requires_grad: bool = True) -> None:
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    """Base class of every layer and model.
+
+    Assigning a :class:`Parameter`, a ``Module`` or (through :meth:`register_buffer`) an array
+    to an attribute registers it, so that :meth:`parameters`, :meth:`state_dict` and
+    :meth:`train`/:meth:`eval` reach it, with PyTorch's dotted names (``0.weight``).
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise ConvscopeError(f"{type(self).__name__}: call super().__init__() first")
+        for table in (self._parameters, self._modules, self._buffers):
+            table.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name: str, value: np.ndarray) -> None:
+        """A saved array that is not learned (BatchNorm's running statistics)."""
+        self.__setattr__(name, value)
+        self._buffers[name] = value
+
+    # ------------------------------------------------------------------ calling
+    def forward(self, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # ------------------------------------------------------------------ traversal
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        yield prefix, self
+        for name, mod in self._modules.items():
+            yield from mod.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator[Module]:
+        for _, m in self.named_modules():
+            yield m
+
+    def children(self) -> Iterator[Module]:
+        yield from self._modules.values()
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        for mod_name, mod in self.named_modules(prefix):
+            for name, p in mod._parameters.items():
+                yield (f"{mod_name}.{name}" if mod_name else name), p
+
+    def parameters(self) -> Iterator[Parameter]:
+        for _, p in self.named_parameters():
+            yield p
+
+    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
+        for mod_name, mod in self.named_modules():
+            for name in mod._buffers:
+                yield (f"{mod_name}.{name}" if mod_name else name), getattr(mod, name)
+
+    def apply(self, fn: Any) -> Module:
+        for m in self.modules():
+            fn(m)
+        return self
+
+    # ------------------------------------------------------------------ modes
+    def train(self, mode: bool = True) -> Module:
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, dtype: Any) -> Module:
+        """Cast every parameter and floating buffer to ``dtype`` (float32 or float64), in place."""
+        dt = np.dtype(dtype)
+        for p in self.parameters():
+            p.data = as_array(p.data, "Module.to", dt).copy()
+            p.grad = None
+        for m in self.modules():
+            for name, buf in list(m._buffers.items()):
+                if buf.dtype.kind == "f":
+                    m.register_buffer(name, buf.astype(dt))
+        return self
+
+    def double(self) -> Module:
+        return self.to(np.float64)
+
+    def float(self) -> Module:
+        return self.to(np.float32)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
+        """Every parameter and buffer by dotted name, as NumPy arrays (copies)."""
+        out: OrderedDict[str, np.ndarray] = OrderedDict()
+        for mod_name, mod in self.named_modules():
+            pre = f"{mod_name}." if mod_name else ""
+            for name, p in mod._parameters.items():
+                out[pre + name] = p.data.copy()
+            for name in mod._buffers:
+                out[pre + name] = np.array(getattr(mod, name), copy=True)
+        return out
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
+        """Copy arrays into the parameters and buffers, checking every name and shape.
+
+        Values may be NumPy arrays, Tensors, or anything with ``.numpy()`` (a torch tensor).
+        """
+        own = self.state_dict()
+        where = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state, Mapping):
+            raise ArgumentTypeError(message(where, "expected a mapping of names to arrays",
+                                            "pass model.state_dict()", type(state).__name__))
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if strict and (missing or unexpected):
+            raise ShapeError(message(where, "the names do not match this model",
+                                     "load weights saved from the same architecture, or strict=False",
+                                     f"missing {missing or 'none'}, unexpected {unexpected or 'none'}"))
+        for mod_name, mod in self.named_modules():
+            pre = f"{mod_name}." if mod_name else ""
+            for name in list(mod._parameters) + list(mod._buffers):
+                key = pre + name
+                if key not in state:
+                    continue
+                value = state[key]
+                if hasattr(value, "detach") and hasattr(value, "numpy") and not isinstance(value, Tensor):
+                    value = value.detach().cpu().numpy()
+                arr = np.asarray(value.data if isinstance(value, Tensor) else value)
+                target = own[key]
+                if arr.shape != target.shape:
+                    raise ShapeError(message(where, f"tensor {key!r} has the wrong shape",
+                                             f"expected {target.shape}; check the architecture",
+                                             f"shape {arr.shape}"))
+                if name in mod._parameters:
+                    mod._parameters[name].data = as_array(arr, where, target.dtype).copy()
+                else:
+                    mod.register_buffer(name, arr.astype(target.dtype).copy())
+
+    # ------------------------------------------------------------------ printing
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"  ({name}): " + repr(mod).replace("\n", "\n  ") for name, mod in self._modules.items()]
+        if not lines:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+class Sequential(Module):
+    """Modules applied one after the other; indexing, slicing, ``len`` and iteration as in PyTorch.
+
+    >>> from convscope import nn
+    >>> model = nn.Sequential(nn.Conv2d(3, 8, 5, padding=2, seed=0), nn.ReLU())
+    >>> len(model), type(model[0]).__name__
+    (2, 'Conv2d')
+    """
+
+    def __init__(self, *layers: Module) -> None:
+        super().__init__()
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise ArgumentTypeError(message("Sequential", f"item {i} is not a Module",
+                                                "pass layers such as nn.Conv2d(...)", repr(layer)))
+            setattr(self, str(i), layer)
+        self.spec: str | None = None  # the model-spec text, when built by cs.parse
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def __getitem__(self, index: int | slice) -> Any:
+        layers = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*layers[index])
+        return layers[index]
+
+    def append(self, layer: Module) -> Sequential:
+        setattr(self, str(len(self)), layer)
+        return self
+
+    def forward(self, x: Any) -> Any:
+        prev: str | None = None
+        for i, layer in enumerate(self):
+            try:
+                y = layer(x)
+            except ConvscopeError as exc:
+                shape = tuple(np.shape(x)) if not isinstance(x, Tensor) else x.shape
+                origin = f"; its input {shape} came from layer {i - 1} ({prev})" if prev else ""
+                raise type(exc)(f"layer {i} ({type(layer).__name__}): {exc}{origin}") from None
+            prev = type(layer).__name__
+            x = y
+        return x

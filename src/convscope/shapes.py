@@ -1,0 +1,334 @@
+"""Convolution arithmetic: output sizes, padding forms, receptive fields, parameter counts.
+
+Pure Python, no arrays. Every other module asks this one what size a result has, so the
+formula lives in exactly one place::
+
+    H_out = floor((H + pad_top + pad_bottom - dilation * (k - 1) - 1) / stride) + 1
+
+The slides' numbers, checked by hand:
+
+>>> conv_out(64, 5)                     # 5x5 kernel, no padding: 60
+60
+>>> conv_out(64, 5, pad_total=4)        # padding=2 on both sides: 64
+64
+>>> conv_out(64, 5, pad_total=2)        # padding=1 (the deck's slip): 62, not 64
+62
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import ArgumentError, ArgumentTypeError, ShapeError, message
+
+__all__ = [
+    "Pair",
+    "Padding",
+    "conv_out",
+    "pool_out",
+    "pair",
+    "conv_padding",
+    "same_padding",
+    "padding_for",
+    "ConvGeometry",
+    "conv_geometry",
+    "pool_geometry",
+    "receptive_field",
+]
+
+Pair = tuple[int, int]
+Padding = tuple[Pair, Pair]  # ((top, bottom), (left, right))
+
+
+def conv_out(size: int, k: int, stride: int = 1, pad_total: int = 0, dilation: int = 1) -> int:
+    """Output length of a convolution along one axis (may be <= 0 when the kernel does not fit)."""
+    return (size + pad_total - dilation * (k - 1) - 1) // stride + 1
+
+
+def pool_out(
+    size: int, k: int, stride: int, pad: int = 0, dilation: int = 1, ceil_mode: bool = False
+) -> int:
+    """Output length of a pooling window along one axis, with PyTorch's ceil_mode rule.
+
+    With ``ceil_mode`` a last, partial window is kept unless it would start inside the right
+    padding (PyTorch and ONNX drop that one).
+
+    >>> pool_out(5, 2, 2), pool_out(5, 2, 2, ceil_mode=True)
+    (2, 3)
+    """
+    span = size + 2 * pad - dilation * (k - 1) - 1
+    if ceil_mode:
+        out = -(-span // stride) + 1
+        if (out - 1) * stride >= size + pad:
+            out -= 1
+    else:
+        out = span // stride + 1
+    return out
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def pair(value: object, name: str, where: str, minimum: int = 1) -> Pair:
+    """Normalise an int-or-pair argument (``3`` or ``(3, 5)``) and check its lower bound."""
+    if _is_int(value):
+        out = (int(value), int(value))  # type: ignore[call-overload]
+    elif (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and len(value) == 2
+        and all(_is_int(v) for v in value)
+    ):
+        out = (int(value[0]), int(value[1]))
+    else:
+        raise ArgumentTypeError(
+            message(
+                where,
+                f"`{name}` must be an int or a pair of ints",
+                f"pass e.g. {name}=3 or {name}=(3, 3)",
+                f"{name}={value!r}",
+            )
+        )
+    if min(out) < minimum:
+        bound = "positive" if minimum == 1 else f">= {minimum}"
+        raise ArgumentError(
+            message(
+                where,
+                f"`{name}` must be {bound}",
+                f"use {name}={max(minimum, 1)} or larger",
+                f"{name}={value!r}",
+            )
+        )
+    return out
+
+
+def same_padding(size: int, k: int, stride: int, dilation: int) -> Pair:
+    """Padding (before, after) that gives ``ceil(size / stride)`` outputs, extra at the end.
+
+    This is PyTorch's ``padding='same'`` (stride 1) and ONNX's ``SAME_UPPER`` (any stride).
+
+    >>> same_padding(64, 5, 1, 1), same_padding(64, 4, 1, 1)
+    ((2, 2), (1, 2))
+    """
+    out = -(-size // stride)
+    total = max((out - 1) * stride + dilation * (k - 1) + 1 - size, 0)
+    return (total // 2, total - total // 2)
+
+
+def conv_padding(
+    padding: object,
+    kernel: Pair,
+    dilation: Pair,
+    where: str,
+    stride: Pair = (1, 1),
+    input_hw: Pair | None = None,
+) -> Padding | str:
+    """Normalise every padding form to ``((top, bottom), (left, right))``.
+
+    Accepted: ``int``; ``(ph, pw)``; ``((top, bottom), (left, right))``; ``'valid'``;
+    ``'same'``. ``'same'`` depends on the input size only when stride > 1; without
+    ``input_hw`` it is returned as the string ``'same'`` and resolved at call time.
+    """
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return ((0, 0), (0, 0))
+        if mode == "same":
+            if stride == (1, 1):
+                return tuple(  # type: ignore[return-value]
+                    same_padding(1, k, 1, d) for k, d in zip(kernel, dilation)
+                )
+            if input_hw is None:
+                return "same"
+            return tuple(  # type: ignore[return-value]
+                same_padding(n, k, s, d)
+                for n, k, s, d in zip(input_hw, kernel, stride, dilation)
+            )
+        raise ArgumentError(
+            message(
+                where,
+                "`padding` must be an int, a pair, ((top, bottom), (left, right)), 'valid' or 'same'",
+                "use padding='same' to keep the size, or padding=0",
+                f"padding={padding!r}",
+            )
+        )
+    if (
+        isinstance(padding, Sequence)
+        and len(padding) == 2
+        and all(isinstance(p, Sequence) and not isinstance(p, str) for p in padding)
+    ):
+        pads = tuple(pair(p, "padding", where, minimum=0) for p in padding)
+        return (pads[0], pads[1])
+    ph, pw = pair(padding, "padding", where, minimum=0)
+    return ((ph, ph), (pw, pw))
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Everything a kernel needs to know about one convolution, normalised and checked."""
+
+    stride: Pair
+    padding: Padding
+    dilation: Pair
+    groups: int
+    out_hw: Pair
+
+
+def conv_geometry(
+    input_shape: Sequence[int],
+    weight_shape: Sequence[int],
+    stride: object = 1,
+    padding: object = 0,
+    dilation: object = 1,
+    groups: object = 1,
+    where: str = "conv2d",
+) -> ConvGeometry:
+    """Check a conv2d request against the volumes and return its normalised geometry.
+
+    ``input_shape`` is ``(N, C, H, W)``; ``weight_shape`` is ``(C_out, C_in/groups, kh, kw)``.
+    Raises a :class:`ShapeError` or :class:`ArgumentError` with the numbers and a fix.
+    """
+    s = pair(stride, "stride", where)
+    d = pair(dilation, "dilation", where)
+    if not _is_int(groups):
+        raise ArgumentTypeError(
+            message(where, "`groups` must be an int", "pass groups=1", f"groups={groups!r}")
+        )
+    g = int(groups)  # type: ignore[call-overload]
+    if g < 1:
+        raise ArgumentError(
+            message(where, "`groups` must be positive", "use groups=1", f"groups={g}")
+        )
+    n, c, h, w = input_shape
+    o, cg, kh, kw = weight_shape
+    if c % g or o % g:
+        raise ArgumentError(
+            message(
+                where,
+                "`groups` must divide both in_channels and out_channels",
+                f"choose groups from the common divisors of {c} and {o}",
+                f"in_channels={c}, out_channels={o}, groups={g}",
+            )
+        )
+    if cg * g != c:
+        raise ShapeError(
+            message(
+                where,
+                f"input depth {c} does not match kernel depth {cg}"
+                + (f" x {g} groups" if g > 1 else "")
+                + " (input depth = kernel depth)",
+                f"pass an input volume with {cg * g} channels, or kernels of depth {c // g}",
+                f"input shape {tuple(input_shape)}, weight shape {tuple(weight_shape)}",
+            )
+        )
+    pad = conv_padding(padding, (kh, kw), d, where, s, (h, w))
+    assert not isinstance(pad, str)
+    (pt, pb), (pl, pr) = pad
+    oh = conv_out(h, kh, s[0], pt + pb, d[0])
+    ow = conv_out(w, kw, s[1], pl + pr, d[1])
+    if oh < 1 or ow < 1:
+        eff = (d[0] * (kh - 1) + 1, d[1] * (kw - 1) + 1)
+        raise ShapeError(
+            message(
+                where,
+                f"the {eff[0]}x{eff[1]} kernel"
+                + (" (dilated)" if d != (1, 1) else "")
+                + f" is larger than the padded input {h + pt + pb}x{w + pl + pr}",
+                "use a smaller kernel, more padding, or a larger input",
+                f"input {h}x{w}, kernel {kh}x{kw}, padding {pad}, dilation {d}",
+            )
+        )
+    return ConvGeometry(s, pad, d, g, (oh, ow))
+
+
+def pool_geometry(
+    input_hw: Pair,
+    kernel_size: object,
+    stride: object,
+    padding: object,
+    dilation: object,
+    ceil_mode: bool,
+    where: str,
+) -> tuple[Pair, Pair, Pair, Pair, Pair]:
+    """Check a pooling request; return ``(kernel, stride, padding, dilation, out_hw)``."""
+    k = pair(kernel_size, "kernel_size", where)
+    s = k if stride is None else pair(stride, "stride", where)
+    p = pair(padding, "padding", where, minimum=0)
+    d = pair(dilation, "dilation", where)
+    for pi, ki, di in zip(p, k, d):
+        if pi > (di * (ki - 1) + 1) // 2:
+            raise ArgumentError(
+                message(
+                    where,
+                    "padding must be at most half the (dilated) pooling window",
+                    f"use padding <= {(di * (ki - 1) + 1) // 2}",
+                    f"kernel_size={k}, padding={p}, dilation={d}",
+                )
+            )
+    out = tuple(
+        pool_out(n, ki, si, pi, di, ceil_mode) for n, ki, si, pi, di in zip(input_hw, k, s, p, d)
+    )
+    if min(out) < 1:
+        raise ShapeError(
+            message(
+                where,
+                f"the {k[0]}x{k[1]} pooling window is larger than the padded input "
+                f"{input_hw[0] + 2 * p[0]}x{input_hw[1] + 2 * p[1]}",
+                "use a smaller kernel_size or a larger input",
+                f"input {input_hw[0]}x{input_hw[1]}, kernel_size={k}, padding={p}",
+            )
+        )
+    return k, s, p, d, (out[0], out[1])
+
+
+def padding_for(size: int, k: int, target: int, stride: int = 1, dilation: int = 1) -> int | None:
+    """Smallest symmetric padding p with ``conv_out(size, k, stride, 2p, dilation) == target``.
+
+    >>> padding_for(64, 5, 64)
+    2
+    """
+    for p in range(0, dilation * (k - 1) + stride * target + 1):
+        out = conv_out(size, k, stride, 2 * p, dilation)
+        if out == target:
+            return p
+        if out > target:
+            return None
+    return None
+
+
+def receptive_field(layers: Sequence[tuple[int, int, int]]) -> list[tuple[int, int]]:
+    """Receptive field size and jump after each layer along one axis.
+
+    ``layers`` holds ``(kernel, stride, dilation)`` per layer (use ``(1, 1, 1)`` for layers
+    that do not look at neighbours). Returns ``(rf, jump)`` per layer, where ``rf`` is how many
+    input pixels one output value sees and ``jump`` the input distance between neighbours.
+
+    >>> receptive_field([(5, 1, 1), (5, 1, 1)])
+    [(5, 1), (9, 1)]
+    >>> receptive_field([(3, 1, 1), (2, 2, 1), (3, 1, 1)])
+    [(3, 1), (4, 2), (8, 2)]
+    """
+    rf, jump, out = 1, 1, []
+    for k, s, d in layers:
+        rf += (d * (k - 1)) * jump
+        jump *= s
+        out.append((rf, jump))
+    return out
+
+
+def check_size(shape: Sequence[int], where: str, limit_bytes: int = 8 << 30, itemsize: int = 4) -> None:
+    """Refuse a result that would not fit in memory, before anything is allocated."""
+    need = math.prod(int(v) for v in shape) * itemsize
+    if need > limit_bytes:
+        raise ShapeError(
+            message(
+                where,
+                f"the result would need {need / 2**30:.1f} GiB, above the {limit_bytes / 2**30:.0f} GiB limit",
+                "use a smaller batch or input, or a larger stride",
+                f"result shape {tuple(int(v) for v in shape)}",
+            )
+        )
