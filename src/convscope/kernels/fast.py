@@ -1,0 +1,358 @@
+"""Fast kernels: each convolution computed by the algorithm that suits its shape.
+
+Two algorithms, both exact (no Winograd or FFT approximations of the sums' rounding):
+
+``"direct"`` (:mod:`.direct`, stride 1)
+    Compiled loops (Numba, explicit 512-bit vectors) that keep a block of 4 kernels x 64
+    output positions in registers, reading the padded input in place: no ``im2col`` copy.
+``"gemm"`` (:mod:`.gemm`, any stride)
+    ``im2col`` + one BLAS matrix product per group.
+
+:func:`choose` picks one per call; every conv function takes ``algo=`` to force one (tests
+drive each path that way). Pooling, ReLU and padding are NumPy views and reductions.
+
+Same signatures and semantics as :mod:`convscope.kernels.reference`, which is the spec.
+Arguments are already validated and normalised by the caller. Float32 and float64 inputs
+give results of the same dtype; an empty batch (N = 0) gives an empty result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import shapes
+from . import direct, gemm
+from .gemm import _col2im, _pad_const, _steps, _windows
+
+__all__ = [
+    "conv2d",
+    "conv2d_grad_input",
+    "conv2d_grad_weight",
+    "max_pool2d",
+    "max_pool2d_grad",
+    "avg_pool2d",
+    "avg_pool2d_grad",
+    "relu",
+    "relu_grad",
+    "pad2d",
+    "pad2d_grad",
+]
+
+ALGORITHMS = ("direct", "gemm")
+_NUMPY_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+# --------------------------------------------------------------------------- conv
+
+
+def choose(op, stride, dilation, groups, x_shape, w_shape):
+    """The algorithm for one convolution: ``"direct"`` for stride 1, else ``"gemm"``.
+
+    ``op`` is ``"forward"``, ``"grad_input"`` or ``"grad_weight"``.
+    """
+    if tuple(stride) != (1, 1):
+        return "gemm"
+    return "direct"
+
+
+def _check(algo):
+    if algo not in ALGORITHMS:
+        raise ValueError(f"unknown conv algorithm {algo!r}; use one of {ALGORITHMS}")
+    return algo
+
+
+def conv2d(x, w, b, stride, padding, dilation, groups, algo=None):
+    """Convolution: ``y[n, o] = b[o] + sum over (c, u, v) of w[o, c, u, v] * patch``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    w : ndarray of shape (O, C // groups, kh, kw)
+    b : ndarray of shape (O,) or None
+    stride, dilation : (int, int)
+    padding : ((top, bottom), (left, right)), zeros
+    groups : int
+    algo : {None, "direct", "gemm"}
+        None chooses by shape (:func:`choose`); "direct" needs stride 1.
+
+    Returns
+    -------
+    y : ndarray of shape (N, O, H_out, W_out), dtype of ``x``
+        ``H_out = shapes.conv_out(H, kh, sh, top + bottom, dh)``, likewise ``W_out``.
+    """
+    algo = _check(algo or choose("forward", stride, dilation, groups, x.shape, w.shape))
+    if algo == "direct":
+        return direct.conv2d(x, w.astype(x.dtype, copy=False), b, padding, dilation, groups)
+    return gemm.conv2d(x, w, b, stride, padding, dilation, groups)
+
+
+def conv2d_grad_input(gy, w, input_hw, stride, padding, dilation, groups, algo=None):
+    """Gradient of :func:`conv2d` with respect to ``x``.
+
+    Parameters
+    ----------
+    gy : ndarray of shape (N, O, H_out, W_out)
+    w : ndarray of shape (O, C // groups, kh, kw)
+    input_hw : (H, W)
+    algo : {None, "direct", "gemm"}
+
+    Returns
+    -------
+    gx : ndarray of shape (N, C, H, W), dtype of ``gy``
+    """
+    x_shape = (gy.shape[0], w.shape[1] * groups, *input_hw)
+    algo = _check(algo or choose("grad_input", stride, dilation, groups, x_shape, w.shape))
+    if algo == "direct":
+        w = w.astype(gy.dtype, copy=False)
+        return direct.conv2d_grad_input(gy, w, tuple(input_hw), padding, dilation, groups)
+    return gemm.conv2d_grad_input(gy, w, input_hw, stride, padding, dilation, groups)
+
+
+def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, algo=None):
+    """Gradient of :func:`conv2d` with respect to ``w``.
+
+    Parameters
+    ----------
+    gy : ndarray of shape (N, O, H_out, W_out)
+    x : ndarray of shape (N, C, H, W)
+    kernel_hw : (kh, kw)
+    algo : {None, "direct", "gemm"}
+
+    Returns
+    -------
+    gw : ndarray of shape (O, C // groups, kh, kw), dtype of ``gy``
+    """
+    w_shape = (gy.shape[1], x.shape[1] // groups, *kernel_hw)
+    algo = _check(algo or choose("grad_weight", stride, dilation, groups, x.shape, w_shape))
+    # The direct loop also multiplies zeros by the input cells next to each row's valid
+    # window; a NaN or inf there would leak into the sum, so such inputs take the exact path.
+    if algo == "direct" and np.isfinite(x).all():
+        return direct.conv2d_grad_weight(gy, x, tuple(kernel_hw), padding, dilation, groups)
+    return gemm.conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups)
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def _pool_padded(x, kernel, stride, padding, dilation, out_hw, value):
+    """Pad symmetrically, plus extra cells at the bottom/right for ceil-mode overhang."""
+    h, w = x.shape[2:]
+    extra = [
+        max(0, (o - 1) * s + d * (k - 1) + 1 - (n + 2 * p))
+        for o, s, d, k, n, p in zip(out_hw, stride, dilation, kernel, (h, w), padding, strict=True)
+    ]
+    ph, pw = padding
+    return _pad_const(x, ((ph, ph + extra[0]), (pw, pw + extra[1])), value)
+
+
+def _first_real(out_size, stride, pad, dilation):
+    """Per output position along one axis: the first window cell inside the input."""
+    start = np.arange(out_size) * stride - pad
+    skip = np.where(start < 0, -(start // dilation), 0)  # ceil(-start / d) for start < 0
+    return start + skip * dilation
+
+
+def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode):
+    """Max pooling with winner indices (PyTorch's tie and NaN rules).
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    kernel, stride, padding, dilation : (int, int)
+    ceil_mode : bool
+
+    Returns
+    -------
+    y : ndarray of shape (N, C, H_out, W_out)
+        ``H_out = shapes.pool_out(H, kh, sh, ph, dh, ceil_mode)``.
+    idx : ndarray of int64, shape (N, C, H_out, W_out)
+        Flat index ``h * W + w`` of the winner in its input plane: the first maximum in
+        row-major window order, or the last NaN if the window holds one; ``-1`` for a
+        window with no input cell at all (see the reference kernel).
+
+    Examples
+    --------
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> y, idx = max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1), False)
+    >>> y[0, 0].tolist(), idx[0, 0].tolist()
+    ([[5.0, 7.0], [13.0, 15.0]], [[5, 7], [13, 15]])
+    """
+    n, c, h, w = x.shape
+    oh = shapes.pool_out(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    ow = shapes.pool_out(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    xp = _pool_padded(x, kernel, stride, padding, dilation, (oh, ow), -np.inf)
+    win = _windows(xp, kernel, stride, dilation, (oh, ow))
+    win = win.reshape(n, c, oh, ow, kernel[0] * kernel[1])
+    best = np.argmax(win, axis=-1)  # first maximum; a NaN counts as the maximum
+    y = np.take_along_axis(win, best[..., None], axis=-1)[..., 0]
+    nan = np.isnan(y)
+    if nan.any():  # PyTorch keeps the *last* NaN of the window
+        last = win.shape[-1] - 1 - np.argmax(np.isnan(win[..., ::-1]), axis=-1)
+        best = np.where(nan, last, best)
+    u, v = np.divmod(best, kernel[1])
+    rows = np.arange(oh)[:, None] * stride[0] - padding[0] + u * dilation[0]
+    cols = np.arange(ow)[None, :] * stride[1] - padding[1] + v * dilation[1]
+    idx = rows * w + cols
+    lost = y == -np.inf  # every real cell is -inf: the first real cell wins, not a pad cell
+    if lost.any():
+        first_row = _first_real(oh, stride[0], padding[0], dilation[0])[:, None]
+        first_col = _first_real(ow, stride[1], padding[1], dilation[1])[None, :]
+        no_cell = (first_row >= h) | (first_col >= w)  # dilation stepped over the input
+        idx = np.where(lost, np.where(no_cell, -1, first_row * w + first_col), idx)
+    return np.ascontiguousarray(y), np.broadcast_to(idx, y.shape).astype(np.int64)
+
+
+def max_pool2d_grad(gy, idx, input_hw):
+    """Gradient of :func:`max_pool2d`: scatter-add ``gy`` onto the winners at ``idx``.
+
+    Parameters
+    ----------
+    gy, idx : ndarrays of shape (N, C, H_out, W_out)
+    input_hw : (H, W)
+
+    Returns
+    -------
+    gx : ndarray of shape (N, C, H, W), dtype of ``gy``
+    """
+    n, c = gy.shape[:2]
+    plane = input_hw[0] * input_hw[1]
+    offset = (np.arange(n * c, dtype=np.int64) * plane).reshape(n, c, 1, 1)
+    where, weights = idx + offset, gy
+    if (idx < 0).any():  # windows without an input cell have no winner to credit
+        keep = idx >= 0
+        where, weights = where[keep], gy[keep]
+    flat = np.bincount(where.ravel(), weights=weights.ravel(), minlength=n * c * plane)
+    return flat.astype(gy.dtype).reshape(n, c, *input_hw)
+
+
+def _avg_divisor(input_hw, kernel, stride, padding, out_hw, count_include_pad):
+    """PyTorch's divisor per output position, shape ``(H_out, W_out)``."""
+    counts = []
+    for n, k, s, p, o in zip(input_hw, kernel, stride, padding, out_hw, strict=True):
+        start = np.arange(o) * s - p
+        end = np.minimum(start + k, n + p)  # ceil-mode overhang never counts
+        if not count_include_pad:
+            start, end = np.maximum(start, 0), np.minimum(end, n)
+        counts.append(end - start)
+    return np.outer(counts[0], counts[1])
+
+
+def _avg_setup(input_hw, kernel, stride, padding, ceil_mode, count_include_pad):
+    oh = shapes.pool_out(input_hw[0], kernel[0], stride[0], padding[0], 1, ceil_mode)
+    ow = shapes.pool_out(input_hw[1], kernel[1], stride[1], padding[1], 1, ceil_mode)
+    divisor = _avg_divisor(input_hw, kernel, stride, padding, (oh, ow), count_include_pad)
+    return (oh, ow), divisor
+
+
+def avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad):
+    """Average pooling with PyTorch's divisor rule (see the reference kernel).
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    kernel, stride, padding : (int, int)
+    ceil_mode, count_include_pad : bool
+
+    Returns
+    -------
+    y : ndarray of shape (N, C, H_out, W_out), dtype of ``x``
+        ``H_out = shapes.pool_out(H, kh, sh, ph, 1, ceil_mode)``.
+    """
+    (oh, ow), divisor = _avg_setup(
+        x.shape[2:], kernel, stride, padding, ceil_mode, count_include_pad
+    )
+    xp = _pool_padded(x, kernel, stride, padding, (1, 1), (oh, ow), 0)
+    total = np.zeros((*x.shape[:2], oh, ow), dtype=x.dtype)
+    for u in range(kernel[0]):
+        for v in range(kernel[1]):
+            total += xp[:, :, _steps(u, oh, stride[0]), _steps(v, ow, stride[1])]
+    return total / divisor.astype(x.dtype)
+
+
+def avg_pool2d_grad(gy, input_hw, kernel, stride, padding, ceil_mode, count_include_pad):
+    """Gradient of :func:`avg_pool2d`: ``gy / divisor`` spread over each window.
+
+    Parameters
+    ----------
+    gy : ndarray of shape (N, C, H_out, W_out)
+    input_hw : (H, W)
+
+    Returns
+    -------
+    gx : ndarray of shape (N, C, H, W), dtype of ``gy``
+    """
+    (oh, ow), divisor = _avg_setup(input_hw, kernel, stride, padding, ceil_mode, count_include_pad)
+    share = gy / divisor.astype(gy.dtype)
+    cols = np.broadcast_to(share[:, :, None, None], (*gy.shape[:2], *kernel, oh, ow))
+    ph, pw = padding
+    extra = [
+        max(0, (o - 1) * s + k - (n + 2 * p))
+        for o, s, k, n, p in zip((oh, ow), stride, kernel, input_hw, padding, strict=True)
+    ]
+    pads = ((ph, ph + extra[0]), (pw, pw + extra[1]))
+    return np.ascontiguousarray(_col2im(cols, input_hw, kernel, stride, pads, (1, 1)))
+
+
+# --------------------------------------------------------------------------- relu
+
+
+def relu(x):
+    """``max(x, 0)``; NaN passes through. Same shape and dtype as ``x``."""
+    return np.where(x <= 0, x.dtype.type(0), x)
+
+
+def relu_grad(gy, x):
+    """``gy`` where ``x > 0``, zero where ``x <= 0`` (PyTorch's rule at 0)."""
+    return np.where(x <= 0, gy.dtype.type(0), gy)
+
+
+# --------------------------------------------------------------------------- padding
+
+
+def pad2d(x, padding, mode):
+    """Pad the last two axes: ``'zeros'``, ``'reflect'``, ``'replicate'`` or ``'circular'``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    padding : ((top, bottom), (left, right))
+    mode : str
+
+    Returns
+    -------
+    ndarray of shape (N, C, H + top + bottom, W + left + right)
+    """
+    (pt, pb), (pl, pr) = padding
+    return np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), mode=_NUMPY_MODE[mode])
+
+
+def _fold_axis(g, before, after, size, mode, axis):
+    """Adjoint of padding one axis: add each padded slice onto its source slice."""
+    g = np.moveaxis(g, axis, 0)
+    out = g[before : before + size].copy()
+    if mode != "zeros":
+        source = np.pad(np.arange(size), (before, after), mode=_NUMPY_MODE[mode])
+        for j in (*range(before), *range(before + size, before + size + after)):
+            out[source[j]] += g[j]
+    return np.moveaxis(out, 0, axis)
+
+
+def pad2d_grad(gx_padded, padding, mode):
+    """Adjoint of :func:`pad2d`: fold padded cells' gradients back onto their sources.
+
+    Parameters
+    ----------
+    gx_padded : ndarray of shape (N, C, H + top + bottom, W + left + right)
+    padding : ((top, bottom), (left, right))
+    mode : str
+
+    Returns
+    -------
+    ndarray of shape (N, C, H, W)
+    """
+    (pt, pb), (pl, pr) = padding
+    h = gx_padded.shape[2] - pt - pb
+    w = gx_padded.shape[3] - pl - pr
+    g = _fold_axis(gx_padded, pt, pb, h, mode, axis=2)
+    g = _fold_axis(g, pl, pr, w, mode, axis=3)
+    return np.ascontiguousarray(g)
