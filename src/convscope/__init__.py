@@ -28,7 +28,8 @@ from .spec import parse as parse
 __version__ = "0.1.0"
 
 # Heavier parts load on first use, so that `import convscope` stays fast.
-_LAZY_MODULES = {"data", "viz", "io", "train", "safetensors", "kernels", "cli"}
+_LAZY_MODULES = {"data", "viz", "io", "train", "safetensors", "kernels", "cli", "filters", "demo",
+                 "interop"}
 _LAZY_NAMES = {
     "save": ("io", "save"),
     "load": ("io", "load"),

@@ -7,7 +7,7 @@ Nothing is ever unpickled.
 >>> import tempfile, os, convscope as cs
 >>> model = cs.parse("8x8x1 | conv(4, 3, padding=1) | relu | flatten | linear(10)")
 >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
->>> cs.save(model, path, classes=[str(i) for i in range(10)])
+>>> _ = cs.save(model, path, classes=[str(i) for i in range(10)])
 >>> cs.load(path).classes[:3]
 ['0', '1', '2']
 """
