@@ -24,10 +24,12 @@ import numpy as np
 
 from . import __version__
 from .errors import ArgumentError, FileFormatError, message
+from .interop import export_onnx as export_onnx
+from .interop import load_onnx as load_onnx
 from .nn import Sequential
 from .safetensors import load_file, read_metadata, save_file
 
-__all__ = ["save", "load", "resolve_model_path", "FORMAT"]
+__all__ = ["save", "load", "resolve_model_path", "export_onnx", "load_onnx", "FORMAT"]
 
 FORMAT = "convscope-model-1"
 

@@ -21,7 +21,7 @@ from ..errors import ConvscopeError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
-COMMANDS = ["explain", "apply", "demo", "train", "predict"]
+COMMANDS = ["explain", "apply", "demo", "train", "predict", "export", "import"]
 
 DESCRIPTION = """\
 convscope: convolutional neural networks you can read, trust, see and use.
