@@ -16,14 +16,15 @@ import pytest
 
 import convscope as cs
 from convscope.errors import ArgumentError
-from convscope.safetensors import load_file
+from convscope.errors import FileFormatError
+from convscope.safetensors import load_file, read_metadata
 
 SPEC = "16x16x3 | conv(6, 3, padding=1) | relu | maxpool(2) | dropout(0.2) | flatten | linear(10)"
 
 # A child process that trains and can be killed at any moment.
 CHILD = textwrap.dedent(f"""
     import sys, convscope as cs
-    ds = cs.data.shapes(n=400, size=16, seed=3)
+    ds = cs.data.shapes(n=600, size=16, seed=3)
     model = cs.parse({SPEC!r}, seed=0)
     cs.fit(model, ds, epochs=int(sys.argv[2]), seed=5, out=sys.argv[1],
            resume=len(sys.argv) > 3, progress=None)
@@ -33,7 +34,7 @@ CHILD = textwrap.dedent(f"""
 def _run_child(out: Path, epochs: int, resume: bool = False) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     args = [sys.executable, "-c", CHILD, str(out), str(epochs)] + (["resume"] if resume else [])
-    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _weights(run: Path) -> dict[str, np.ndarray]:
@@ -70,22 +71,34 @@ def test_run_folder_has_model_metrics_checkpoint_and_curves(tmp_path):
     assert (tmp_path / "checkpoint.safetensors").is_file()
 
 
+def _epoch_done(run: Path) -> int:
+    try:
+        return int(read_metadata(run / "checkpoint.safetensors")["epoch"])
+    except (FileFormatError, KeyError):
+        return 0
+
+
 def test_resume_after_sigkill_ends_with_identical_weights(tmp_path):
-    epochs = 4
+    epochs = 30
     straight = tmp_path / "straight"
     assert _run_child(straight, epochs).wait(timeout=300) == 0
     resumed = tmp_path / "resumed"
-    kills = 0
     rng = np.random.default_rng(0)
-    for _ in range(3):  # kill at random moments, resume, until it completes
+    kills = 0
+    # Kill once the checkpoint reaches each target epoch, plus a random few milliseconds:
+    # mid-epoch, or mid-way through writing the next checkpoint. Then resume.
+    for target in (2, 7, 12, 18, 24):
         child = _run_child(resumed, epochs, resume=True)
-        time.sleep(float(rng.uniform(1.0, 3.0)))
+        while _epoch_done(resumed) < target and child.poll() is None:
+            time.sleep(0.005)
+        time.sleep(float(rng.uniform(0.0, 0.06)))
         if child.poll() is None:
             child.send_signal(signal.SIGKILL)
-            child.wait()
             kills += 1
+        child.wait()
+        assert _epoch_done(resumed) >= target - 1, "a resume went back further than one epoch"
     assert _run_child(resumed, epochs, resume=True).wait(timeout=300) == 0
-    assert kills >= 1, "the child finished before any kill: make it train longer"
+    assert kills >= 4, f"only {kills} kills landed before the run ended"
     a, b = _weights(straight), _weights(resumed)
     assert a.keys() == b.keys()
     for name in a:

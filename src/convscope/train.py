@@ -26,7 +26,7 @@ import numpy as np
 
 from . import functional as F
 from . import optim as optim_mod
-from .errors import ArgumentError, DataError, FileFormatError, message
+from .errors import ArgumentError, ArgumentTypeError, DataError, FileFormatError, message
 from .nn import Dropout, Sequential
 from .tensor import Tensor, no_grad
 
@@ -167,21 +167,32 @@ def fit(model: Sequential, data: Any, epochs: int = 10, batch_size: int = 16, lr
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ArgumentError(message("fit", "batch_size must be a positive int", "use batch_size=64",
                                     f"batch_size={batch_size!r}"))
+    _check_fit_arguments(model, data, seed, warmup_epochs)
     ds = data_mod.load_dataset(data, size=size, seed=seed) if isinstance(data, (str, Path)) else data
     train, val, test = splits if splits is not None else ds.split(seed=seed)
     if len(train) == 0:
         raise DataError(message("fit", "the training split is empty", "use more images",
                                 f"{len(ds)} images in all"))
+    for part, name in ((train, "training"), (val, "validation"), (test, "test")):
+        _check_finite(part.images, name)
     classes = list(ds.classes)
     opt = _make_optimizer(optimizer, model, lr)
     history, start_epoch = History(), 1
     run = Path(out) if out is not None else None
     if run is not None:
-        run.mkdir(parents=True, exist_ok=True)
+        try:
+            run.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FileFormatError(message("fit", f"cannot create the run folder {run} "
+                                          f"({exc.strerror or exc})",
+                                          "give a folder path (not a file) in a writable place",
+                                          f"out={os.fspath(out)!r}")) from None
+        for stale in run.glob(".*.safetensors.*.tmp"):  # left by a write that was killed
+            stale.unlink(missing_ok=True)
     ckpt = run / "checkpoint.safetensors" if run is not None else None
     if resume:
         if ckpt is None:
-            raise ArgumentError(message("fit", "resume needs a run folder", "pass out=...", "out=None"))
+            raise ArgumentError(message("fit", "resume needs a run folder", "pass out='runs/name'", "out=None"))
         if ckpt.exists():
             arrays, meta = load_file(ckpt)
             try:
@@ -189,7 +200,7 @@ def fit(model: Sequential, data: Any, epochs: int = 10, batch_size: int = 16, lr
                 opt.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("optim.")})
                 history = History(epochs=json.loads(meta["history"]))
                 start_epoch = int(meta["epoch"]) + 1
-            except (KeyError, ValueError) as exc:
+            except (KeyError, ValueError, IndexError, TypeError) as exc:
                 raise FileFormatError(message("fit", f"{ckpt} does not match this model",
                                               "start a new run folder, or drop --resume",
                                               str(exc))) from None
@@ -238,6 +249,49 @@ def fit(model: Sequential, data: Any, epochs: int = 10, batch_size: int = 16, lr
         except ImportError:  # pictures are a bonus; the run's numbers are already saved
             pass
     return history
+
+
+def _check_fit_arguments(model: Any, data: Any, seed: Any, warmup_epochs: Any) -> None:
+    from .data import Dataset
+    from .nn import Module
+
+    if not isinstance(model, Module):
+        raise ArgumentTypeError(message("fit", "model must be a convscope model",
+                                        "build it with cs.parse('HxWxD | ...') or nn.Sequential",
+                                        f"model of type {type(model).__name__}"))
+    if not isinstance(data, (str, os.PathLike, Dataset)):
+        raise ArgumentTypeError(message("fit", "data must be 'digits', 'shapes', a folder path "
+                                        "or a convscope.data.Dataset",
+                                        "wrap arrays as cs.data.Dataset(images, labels, classes)",
+                                        f"data of type {type(data).__name__}"))
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ArgumentError(message("fit", "seed must be an int >= 0", "use seed=0",
+                                    f"seed={seed!r}"))
+    if not isinstance(warmup_epochs, (int, float)) or isinstance(warmup_epochs, bool) \
+            or not 0 <= warmup_epochs < math.inf:
+        raise ArgumentError(message("fit", "warmup_epochs must be a number >= 0",
+                                    "use warmup_epochs=1 (or 0 for no warm-up)",
+                                    f"warmup_epochs={warmup_epochs!r}"))
+
+
+def _check_finite(images: np.ndarray, split: str, chunk: int = 1024) -> None:
+    """Refuse NaN or infinite pixels: one would turn every weight into NaN at the first step."""
+    first, count, kinds = -1, 0, set()
+    for start in range(0, len(images), chunk):
+        part = images[start:start + chunk]
+        bad = ~np.isfinite(part).reshape(len(part), -1).all(axis=1)
+        if bad.any():
+            first = start + int(np.argmax(bad)) if first < 0 else first
+            count += int(bad.sum())
+            values = part[bad]
+            kinds |= {"NaN"} if np.isnan(values).any() else set()
+            kinds |= {"infinity"} if np.isinf(values).any() else set()
+    if count:
+        raise DataError(message(
+            "fit", f"{count} of the {len(images)} {split} images hold {' and '.join(sorted(kinds))}"
+            f" (the first is image {first} of the {split} split)",
+            "clean the data first, e.g. images = np.nan_to_num(images), or drop those images",
+            f"{split} images of shape {images.shape}"))
 
 
 def _write_json(path: Path, obj: Any) -> None:

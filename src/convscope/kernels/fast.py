@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import shapes
-from . import direct, gemm
+from . import direct, gemm, loops
 from .gemm import _col2im, _pad_const, _steps, _windows
 
 __all__ = [
@@ -55,9 +55,11 @@ def choose(op, stride, dilation, groups, x_shape, w_shape):
     return "direct"
 
 
-def _check(algo):
+def _check(algo, stride):
     if algo not in ALGORITHMS:
         raise ValueError(f"unknown conv algorithm {algo!r}; use one of {ALGORITHMS}")
+    if algo == "direct" and tuple(stride) != (1, 1):
+        raise ValueError(f"the direct algorithm needs stride (1, 1), got {tuple(stride)}")
     return algo
 
 
@@ -80,7 +82,7 @@ def conv2d(x, w, b, stride, padding, dilation, groups, algo=None):
     y : ndarray of shape (N, O, H_out, W_out), dtype of ``x``
         ``H_out = shapes.conv_out(H, kh, sh, top + bottom, dh)``, likewise ``W_out``.
     """
-    algo = _check(algo or choose("forward", stride, dilation, groups, x.shape, w.shape))
+    algo = _check(algo or choose("forward", stride, dilation, groups, x.shape, w.shape), stride)
     if algo == "direct":
         return direct.conv2d(x, w.astype(x.dtype, copy=False), b, padding, dilation, groups)
     return gemm.conv2d(x, w, b, stride, padding, dilation, groups)
@@ -101,7 +103,8 @@ def conv2d_grad_input(gy, w, input_hw, stride, padding, dilation, groups, algo=N
     gx : ndarray of shape (N, C, H, W), dtype of ``gy``
     """
     x_shape = (gy.shape[0], w.shape[1] * groups, *input_hw)
-    algo = _check(algo or choose("grad_input", stride, dilation, groups, x_shape, w.shape))
+    algo = _check(algo or choose("grad_input", stride, dilation, groups, x_shape, w.shape),
+                  stride)
     if algo == "direct":
         w = w.astype(gy.dtype, copy=False)
         return direct.conv2d_grad_input(gy, w, tuple(input_hw), padding, dilation, groups)
@@ -123,7 +126,8 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, algo
     gw : ndarray of shape (O, C // groups, kh, kw), dtype of ``gy``
     """
     w_shape = (gy.shape[1], x.shape[1] // groups, *kernel_hw)
-    algo = _check(algo or choose("grad_weight", stride, dilation, groups, x.shape, w_shape))
+    algo = _check(algo or choose("grad_weight", stride, dilation, groups, x.shape, w_shape),
+                  stride)
     # The direct loop also multiplies zeros by the input cells next to each row's valid
     # window; a NaN or inf there would leak into the sum, so such inputs take the exact path.
     if algo == "direct" and np.isfinite(x).all():
@@ -180,6 +184,8 @@ def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode):
     n, c, h, w = x.shape
     oh = shapes.pool_out(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
     ow = shapes.pool_out(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    if x.size >= loops.SMALL:  # one compiled pass; NumPy below for small inputs
+        return loops.max_pool2d(x, kernel, stride, padding, dilation, (oh, ow))
     xp = _pool_padded(x, kernel, stride, padding, dilation, (oh, ow), -np.inf)
     win = _windows(xp, kernel, stride, dilation, (oh, ow))
     win = win.reshape(n, c, oh, ow, kernel[0] * kernel[1])
@@ -214,6 +220,8 @@ def max_pool2d_grad(gy, idx, input_hw):
     -------
     gx : ndarray of shape (N, C, H, W), dtype of ``gy``
     """
+    if gy.size >= loops.SMALL:
+        return loops.max_pool2d_grad(gy, idx, input_hw)
     n, c = gy.shape[:2]
     plane = input_hw[0] * input_hw[1]
     offset = (np.arange(n * c, dtype=np.int64) * plane).reshape(n, c, 1, 1)
@@ -298,12 +306,12 @@ def avg_pool2d_grad(gy, input_hw, kernel, stride, padding, ceil_mode, count_incl
 
 def relu(x):
     """``max(x, 0)``; NaN passes through. Same shape and dtype as ``x``."""
-    return np.where(x <= 0, x.dtype.type(0), x)
+    return loops.relu(x)
 
 
 def relu_grad(gy, x):
     """``gy`` where ``x > 0``, zero where ``x <= 0`` (PyTorch's rule at 0)."""
-    return np.where(x <= 0, gy.dtype.type(0), gy)
+    return loops.relu_grad(gy, x)
 
 
 # --------------------------------------------------------------------------- padding

@@ -1,0 +1,203 @@
+"""Direct convolution for stride 1: plain-Python wrappers around :mod:`._jit.conv`.
+
+These functions lay the arrays out as the compiled loops expect (the *flat padded* layout
+described in :mod:`convscope.kernels._jit.conv`), call the loop, and cut the answer back
+to ``(N, C, H, W)``. They handle any padding, dilation and groups, but stride 1 only;
+:mod:`convscope.kernels.fast` decides when to use them.
+
+* forward: the loop itself, bias folded into the accumulators;
+* grad input: for stride 1 the gradient is the same kind of convolution, of ``gy`` padded
+  by ``dilation * (k - 1) - padding`` with the kernels flipped and transposed;
+* grad weight: a loop that sums ``gy * shifted input`` over images and positions.
+
+Numba is imported on the first call, not before.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BLOCK_VECTORS = 4  # vectors of output positions per task in the compiled loops
+VECTOR_BYTES = 64
+
+
+def _jit():
+    from ._jit import conv  # first call: imports numba and loads the cached machine code
+
+    return conv
+
+
+SERIAL_WORK = 4_000_000  # multiply-adds; below this one thread beats waking the others
+
+
+def _run(loop, tasks, work, *args):
+    """Call a parallel loop with its tasks handed out in small chunks, on demand.
+
+    Numba's default gives each thread one contiguous share; on a shared machine one
+    thread is often descheduled and the other waits for it (measured 4-8x slower than
+    dynamic chunks with a busy neighbour process). Small problems (``work`` multiply-adds)
+    run on the calling thread alone. Results do not depend on either choice: every task
+    writes its own outputs, and every sum runs in a fixed order.
+    """
+    import numba
+
+    previous = numba.set_parallel_chunksize(max(1, min(64, tasks // 64)))
+    threads = numba.get_num_threads()
+    if work < SERIAL_WORK:
+        numba.set_num_threads(1)
+    try:
+        loop(*args)
+    finally:
+        numba.set_parallel_chunksize(previous)
+        numba.set_num_threads(threads)
+
+
+def _block(dtype) -> int:
+    return BLOCK_VECTORS * VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+class _Flat:
+    """Geometry of the flat padded layout for one stride-1 convolution."""
+
+    def __init__(self, hw, padding, kernel, dilation, dtype):
+        (pt, pb), (pl, pr) = padding
+        self.hp, self.wp = hw[0] + pt + pb, hw[1] + pl + pr
+        self.oh = self.hp - dilation[0] * (kernel[0] - 1)
+        self.ow = self.wp - dilation[1] * (kernel[1] - 1)
+        self.plane = self.hp * self.wp
+        self.p = self.oh * self.wp
+        self.pp = _round_up(self.p, _block(dtype))
+        self.slack = self.pp - self.p + dilation[1] * (kernel[1] - 1)
+
+    def offsets(self, cg, kernel, dilation, multiple=1):
+        c, u, v = np.meshgrid(np.arange(cg), np.arange(kernel[0]), np.arange(kernel[1]),
+                              indexing="ij")
+        offs = (c * self.plane + u * dilation[0] * self.wp + v * dilation[1]).ravel()
+        k4 = _round_up(offs.size, multiple)
+        return np.concatenate([offs, np.zeros(k4 - offs.size, offs.dtype)]).astype(np.intp)
+
+    def pack(self, x, top, left, rows=None, cols=None):
+        """``x`` (N, C, h, w) into zero-filled rows ``(N, C * plane + slack)`` at (top, left)."""
+        n, c = x.shape[:2]
+        xf = np.zeros((n, c * self.plane + self.slack), dtype=x.dtype)
+        planes = xf[:, : c * self.plane].reshape(n, c, self.hp, self.wp)
+        h, w = x.shape[2:]
+        planes[:, :, top : top + h, left : left + w] = x
+        return xf
+
+    def unpack(self, yf, og):
+        """The valid outputs of ``yf`` (N, G, >= og, pp) as a (N, G * og, oh, ow) array."""
+        n, g = yf.shape[:2]
+        y = yf[:, :, :og, : self.p].reshape(n, g * og, self.oh, self.wp)
+        return np.ascontiguousarray(y[:, :, :, : self.ow])
+
+
+def _conv_flat(xf, geo, w, b, kernel, dilation, groups):
+    """Run the forward loop on packed input ``xf``; returns a (N, G * og', pp) buffer.
+
+    ``og'`` is ``og`` rounded up to a multiple of 4 when 3 channels would be left over
+    (a block of 4 with one zero kernel is faster than three 1-channel blocks).
+    """
+    o, cg = w.shape[:2]
+    og, kk = o // groups, cg * kernel[0] * kernel[1]
+    dtype = xf.dtype
+    wg = w.reshape(groups, og, kk).astype(dtype, copy=False)
+    bg = (np.zeros(o, dtype) if b is None else b.astype(dtype)).reshape(groups, og)
+    if og % 4 == 3:
+        wg = np.concatenate([wg, np.zeros((groups, 1, kk), dtype)], axis=1)
+        bg = np.concatenate([bg, np.zeros((groups, 1), dtype)], axis=1)
+        og += 1
+    nb = og // 4
+    w4 = np.ascontiguousarray(wg[:, : 4 * nb].reshape(groups, nb, 4, kk).transpose(0, 1, 3, 2))
+    b4 = np.ascontiguousarray(bg[:, : 4 * nb].reshape(groups, nb, 4))
+    w1, b1 = np.ascontiguousarray(wg[:, 4 * nb :]), np.ascontiguousarray(bg[:, 4 * nb :])
+    yf = np.empty((xf.shape[0], groups * og, geo.pp), dtype=dtype)
+    _run(_jit().conv_forward, xf.shape[0] * geo.pp // _block(dtype), yf.size * kk,
+         xf, w4, b4, w1, b1, geo.offsets(cg, kernel, dilation), cg * geo.plane, yf)
+    return yf.reshape(xf.shape[0], groups, og, geo.pp)
+
+
+def _depthwise(x, w, b, padding, dilation):
+    """Depthwise (one kernel per channel) stride-1 convolution, plane by plane."""
+    n, c, h, wd = x.shape
+    kernel = w.shape[2:]
+    geo = _Flat((h, wd), padding, kernel, dilation, x.dtype)
+    y = np.empty((n, c, geo.oh, geo.ow), dtype=x.dtype)
+    if y.size == 0:
+        return y
+    bias = np.zeros(c, x.dtype) if b is None else b.astype(x.dtype)
+    offs = geo.offsets(1, kernel, dilation)
+    _run(_jit().depthwise, n * c, y.size * offs.size,
+         np.ascontiguousarray(x).reshape(n * c, h, wd), w.reshape(c, -1).astype(x.dtype),
+         bias, padding[0][0], padding[1][0], geo.hp, geo.wp, offs,
+         y.reshape(n * c, geo.oh, geo.ow))
+    return y
+
+
+def is_depthwise(w, groups):
+    return w.shape[1] == 1 and w.shape[0] == groups
+
+
+def conv2d(x, w, b, padding, dilation, groups):
+    """Stride-1 convolution (see :func:`convscope.kernels.fast.conv2d`)."""
+    if is_depthwise(w, groups):
+        return _depthwise(x, w, b, padding, dilation)
+    kernel = w.shape[2:]
+    geo = _Flat(x.shape[2:], padding, kernel, dilation, x.dtype)
+    if x.shape[0] == 0:
+        return np.zeros((0, w.shape[0], geo.oh, geo.ow), dtype=x.dtype)
+    xf = geo.pack(x, padding[0][0], padding[1][0])
+    return geo.unpack(_conv_flat(xf, geo, w, b, kernel, dilation, groups),
+                      w.shape[0] // groups)
+
+
+def conv2d_grad_input(gy, w, input_hw, padding, dilation, groups):
+    """Stride-1 input gradient: ``gy`` convolved with the flipped, transposed kernels."""
+    n, o, oh, ow = gy.shape
+    _, cg, kh, kw = w.shape
+    og = o // groups
+    # gx[h] gets gy[h + pad_top - u*dh] * w[u]: a convolution of gy padded by d(k-1) - pad.
+    full = [dilation[0] * (kh - 1) - padding[0][0], dilation[0] * (kh - 1) - padding[0][1],
+            dilation[1] * (kw - 1) - padding[1][0], dilation[1] * (kw - 1) - padding[1][1]]
+    # Padding wider than the dilated kernel: rows of gy that only saw padding are cut off.
+    cut = [max(0, -p) for p in full]
+    g = gy[:, :, cut[0] : oh - cut[1], cut[2] : ow - cut[3]]
+    pads = ((max(0, full[0]), max(0, full[1])), (max(0, full[2]), max(0, full[3])))
+    wf = w.reshape(groups, og, cg, kh, kw)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)
+    wf = wf.reshape(groups * cg, og, kh, kw)
+    if is_depthwise(w, groups):
+        return _depthwise(g, wf, None, pads, dilation)
+    geo = _Flat(g.shape[2:], pads, (kh, kw), dilation, gy.dtype)
+    assert (geo.oh, geo.ow) == tuple(input_hw)
+    if n == 0:
+        return np.zeros((0, groups * cg, *input_hw), dtype=gy.dtype)
+    gf = geo.pack(g, pads[0][0], pads[1][0])
+    return geo.unpack(_conv_flat(gf, geo, wf, None, (kh, kw), dilation, groups), cg)
+
+
+def conv2d_grad_weight(gy, x, kernel_hw, padding, dilation, groups):
+    """Stride-1 weight gradient: ``sum_{n, p} gy[n, o, p] * x_shifted[n, (c, u, v), p]``."""
+    n, o, oh, ow = gy.shape
+    cg = x.shape[1] // groups
+    og = o // groups
+    dtype = gy.dtype
+    if n == 0:
+        return np.zeros((o, cg, *kernel_hw), dtype=dtype)
+    geo = _Flat(x.shape[2:], padding, kernel_hw, dilation, dtype)
+    xf = geo.pack(x.astype(dtype, copy=False), padding[0][0], padding[1][0])
+    gf = np.zeros((n, o, geo.pp), dtype=dtype)
+    gf[:, :, : geo.p].reshape(n, o, oh, geo.wp)[:, :, :, :ow] = gy
+    offs = geo.offsets(cg, kernel_hw, dilation, multiple=4)
+    nb, n_kb = og // 4, offs.size // 4
+    kb_per_task = max(1, min(16, n_kb // 8))
+    n_tasks = groups * (nb + og - 4 * nb) * -(-n_kb // kb_per_task)
+    gwv = np.zeros((groups, og, offs.size, _block(dtype) // BLOCK_VECTORS), dtype=dtype)
+    _run(_jit().conv_weight_grad, n_tasks, gf.size * offs.size, xf, gf, offs, cg * geo.plane, nb,
+         kb_per_task, gwv)
+    gw = gwv.sum(axis=-1)  # the lanes' partial sums (a fixed order: deterministic)
+    kk = cg * kernel_hw[0] * kernel_hw[1]
+    return np.ascontiguousarray(gw[:, :, :kk]).reshape(o, cg, *kernel_hw)

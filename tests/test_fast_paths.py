@@ -1,0 +1,219 @@
+"""Every algorithm of the fast kernels, each forced explicitly, against the reference.
+
+:func:`convscope.kernels.fast.choose` picks one algorithm per shape, so the generic kernel
+tests only see the paths today's heuristic happens to take. Here each path (``algo=``) is
+run on shapes that reach its edge handling: widths that are not a multiple of the vector
+block, channel counts that leave 1, 2 or 3 channels after the blocks of 4, stride,
+dilation, groups, asymmetric padding, padding wider than the kernel, N = 0 and N = 1.
+One test runs the compiled loops as plain Python (``NUMBA_DISABLE_JIT=1``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conv_cases import ConvCase
+from convscope.kernels import fast, loops
+from convscope.kernels import reference as ref
+from tolerance import U32, U64, assert_within_bound
+
+
+def _pad(top, bottom, left, right):
+    return ((top, bottom), (left, right))
+
+
+# Stride-1 cases (both algorithms); channel counts chosen for the 4-channel blocking.
+STRIDE_1 = [
+    ConvCase("og1_w5", 2, 1, 6, 5, 1, 3, 3, padding=_pad(1, 1, 1, 1)),
+    ConvCase("og2_w17", 1, 3, 5, 17, 2, 3, 3),
+    ConvCase("og3_padded_to_4", 2, 2, 7, 9, 3, 2, 3, padding=_pad(0, 1, 2, 0)),
+    ConvCase("og5_block_and_rest", 1, 3, 6, 33, 5, 3, 3, padding=_pad(1, 1, 1, 1)),
+    ConvCase("og8_two_blocks_w70", 2, 4, 4, 70, 8, 1, 5, padding=_pad(0, 0, 2, 2)),
+    ConvCase("og7_dilated", 1, 3, 9, 11, 7, 3, 3, padding=_pad(2, 2, 2, 2), dilation=(2, 2)),
+    ConvCase("groups_3_og2", 2, 6, 5, 6, 6, 3, 2, groups=3),
+    ConvCase("depthwise_5", 2, 5, 7, 19, 5, 3, 3, padding=_pad(1, 1, 1, 1), groups=5),
+    ConvCase("multiplier_og6", 1, 2, 5, 5, 12, 3, 3, padding=_pad(1, 0, 0, 1), groups=2),
+    ConvCase("asymmetric_wide_pad", 1, 2, 3, 4, 4, 2, 2, padding=_pad(3, 0, 1, 3)),
+    ConvCase("padding_beyond_kernel", 2, 1, 3, 3, 5, 2, 2, padding=_pad(3, 2, 4, 3)),
+    ConvCase("kernel_is_input", 1, 3, 4, 5, 4, 4, 5),
+    ConvCase("one_by_one", 3, 5, 3, 7, 6, 1, 1),
+    ConvCase("batch_0", 0, 3, 6, 6, 5, 3, 3, padding=_pad(1, 1, 1, 1)),
+]
+# Strided cases: the gemm algorithm only.
+STRIDED = [
+    ConvCase("stride_2_dilation_2", 2, 2, 11, 9, 3, 3, 3, (2, 2), _pad(1, 1, 1, 1), (2, 2)),
+    ConvCase("stride_mixed_groups", 1, 4, 9, 10, 6, 3, 2, (1, 2), _pad(0, 1, 1, 0), groups=2),
+]
+PATHS = [("direct", c) for c in STRIDE_1] + [("gemm", c) for c in STRIDE_1 + STRIDED]
+
+
+def _abs64(a):
+    return np.abs(a.astype(np.float64))
+
+
+def _all(case, x, w, b, gy, algo):
+    geo = case.geometry
+    return (
+        fast.conv2d(x, w, b, *geo, algo=algo),
+        fast.conv2d_grad_input(gy, w, (case.h, case.w), *geo, algo=algo),
+        fast.conv2d_grad_weight(gy, x, (case.kh, case.kw), *geo, algo=algo),
+    )
+
+
+def _reference(case, x, w, b, gy):
+    geo = case.geometry
+    return (
+        ref.conv2d(x, w, b, *geo),
+        ref.conv2d_grad_input(gy, w, (case.h, case.w), *geo),
+        ref.conv2d_grad_weight(gy, x, (case.kh, case.kw), *geo),
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("algo", "case"), PATHS, ids=[f"{a}-{c}" for a, c in PATHS])
+def test_each_algorithm_matches_reference(algo, case, dtype):
+    x, w, b, gy = case.arrays(np.random.default_rng(1), dtype)
+    got = _all(case, x, w, b, gy, algo)
+    want = _reference(case, *(v.astype(np.float64) for v in (x, w, b, gy)))
+    magnitude = _reference(case, *(_abs64(v) for v in (x, w, b, gy)))
+    oh, ow = case.out_hw
+    lengths = (case.k_forward + 1, case.o // case.groups * case.kh * case.kw,
+               max(1, case.n * oh * ow))
+    u, factor = (U64, 2.0) if dtype == np.float64 else (U32, 1.0)
+    names = ("y", "grad_input", "grad_weight")
+    for name, g, e, m, k in zip(names, got, want, magnitude, lengths, strict=True):
+        assert g.dtype == dtype and g.shape == e.shape, (name, g.dtype, g.shape, e.shape)
+        assert g.flags.c_contiguous, name
+        assert_within_bound(g, e, m, k, u, factor, what=f"{algo} {case} {name}")
+
+
+def test_choose_direct_for_stride_1_only():
+    assert fast.choose("forward", (1, 1), (2, 2), 4, (1, 4, 8, 8), (4, 1, 3, 3)) == "direct"
+    assert fast.choose("grad_weight", (2, 1), (1, 1), 1, (1, 4, 8, 8), (4, 4, 3, 3)) == "gemm"
+
+
+def test_direct_refuses_a_stride_and_unknown_algorithms():
+    x, w = np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3))
+    with pytest.raises(ValueError, match="stride"):
+        fast.conv2d(x, w, None, (2, 2), _pad(0, 0, 0, 0), (1, 1), 1, algo="direct")
+    with pytest.raises(ValueError, match="unknown"):
+        fast.conv2d(x, w, None, (1, 1), _pad(0, 0, 0, 0), (1, 1), 1, algo="winograd")
+
+
+def test_direct_weight_gradient_with_nan_input_matches_reference():
+    """The direct loop also touches cells outside each kernel entry's window; a NaN there
+    must not reach gradients that the reference keeps finite."""
+    case = STRIDE_1[3]
+    x, w, b, gy = case.arrays(np.random.default_rng(2), np.float64)
+    x[0, 1, 0, 0] = np.nan
+    geo = case.geometry
+    got = fast.conv2d_grad_weight(gy, x, (case.kh, case.kw), *geo, algo="direct")
+    want = ref.conv2d_grad_weight(gy, x, (case.kh, case.kw), *geo)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(want).any() and not np.isnan(want).all()
+
+
+def test_direct_results_are_bitwise_repeatable():
+    case = ConvCase("repeat", 3, 6, 9, 37, 9, 3, 3, padding=_pad(1, 1, 1, 1))
+    x, w, b, gy = case.arrays(np.random.default_rng(3), np.float32)
+    first = _all(case, x, w, b, gy, "direct")
+    for _ in range(3):
+        for a, c in zip(first, _all(case, x, w, b, gy, "direct"), strict=True):
+            np.testing.assert_array_equal(a, c)
+
+
+# (n, c, h, w, kernel, stride, padding, dilation, ceil_mode): overlap, ceil overhang,
+# dilation stepping over a 1-pixel input (windows with no cell: index -1)
+POOLS = [
+    (2, 3, 7, 9, (3, 3), (2, 2), (1, 1), (1, 1), False),
+    (1, 2, 5, 7, (2, 3), (2, 2), (0, 1), (1, 1), True),
+    (1, 2, 9, 8, (3, 2), (1, 2), (1, 1), (2, 3), False),
+    (1, 1, 1, 1, (2, 2), (1, 1), (1, 1), (2, 2), True),
+    (0, 2, 4, 4, (2, 2), (2, 2), (0, 0), (1, 1), False),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", POOLS, ids=str)
+def test_max_pool_loops_match_reference(case, dtype):
+    n, c, h, w, *args = case
+    rng = np.random.default_rng(4)
+    x = rng.integers(-2, 3, (n, c, h, w)).astype(dtype)  # ties
+    if x.size > 3:
+        x.flat[[0, 3]] = np.nan, -np.inf
+    y_ref, idx_ref = ref.max_pool2d(x, *args)
+    kernel, stride, padding, dilation, _ = args
+    y, idx = loops.max_pool2d(x, kernel, stride, padding, dilation, y_ref.shape[2:])
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(idx, idx_ref)
+    gy = rng.uniform(-1, 1, y.shape).astype(dtype)
+    gx = loops.max_pool2d_grad(gy, idx, (h, w))
+    np.testing.assert_allclose(gx, ref.max_pool2d_grad(gy, idx_ref, (h, w)), rtol=1e-6)
+    assert gx.dtype == dtype and y.dtype == dtype and idx.dtype == np.int64
+
+
+def test_relu_loops_match_reference_above_the_numpy_threshold():
+    x = np.random.default_rng(5).uniform(-1, 1, loops.SMALL + 7).astype(np.float32)
+    x[:3] = np.nan, 0.0, -0.0
+    gy = np.ones_like(x)
+    np.testing.assert_array_equal(loops.relu(x), ref.relu(x[:100].copy()).tolist()
+                                  + np.where(x[100:] <= 0, 0, x[100:]).tolist())
+    np.testing.assert_array_equal(loops.relu_grad(gy, x), np.where(x <= 0, 0, gy))
+
+
+_AS_PYTHON = textwrap.dedent("""
+    import numpy as np
+    from numba.core import config
+    assert config.DISABLE_JIT
+    from convscope.kernels import fast, reference as ref
+    rng = np.random.default_rng(0)
+    # (n, c, h, w, o, kh, kw, padding, dilation, groups): blocks of 4 + rest, depthwise
+    for n, c, h, w, o, kh, kw, pad, dil, g in [
+        (1, 2, 4, 5, 5, 3, 2, ((1, 0), (0, 2)), (1, 1), 1),
+        (2, 3, 3, 4, 3, 2, 2, ((1, 1), (1, 1)), (1, 2), 3),
+    ]:
+        for dtype in (np.float64, np.float32):
+            x = rng.uniform(-1, 1, (n, c, h, w)).astype(dtype)
+            wt = rng.uniform(-1, 1, (o, c // g, kh, kw)).astype(dtype)
+            b = rng.uniform(-1, 1, o).astype(dtype)
+            geo = ((1, 1), pad, dil, g)
+            y = fast.conv2d(x, wt, b, *geo, algo="direct")
+            gy = rng.uniform(-1, 1, y.shape).astype(dtype)
+            pairs = [
+                (y, ref.conv2d(x, wt, b, *geo)),
+                (fast.conv2d_grad_input(gy, wt, (h, w), *geo, algo="direct"),
+                 ref.conv2d_grad_input(gy, wt, (h, w), *geo)),
+                (fast.conv2d_grad_weight(gy, x, (kh, kw), *geo, algo="direct"),
+                 ref.conv2d_grad_weight(gy, x, (kh, kw), *geo)),
+            ]
+            for got, want in pairs:
+                assert got.dtype == dtype
+                np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    from convscope.kernels import loops
+    x = rng.integers(-2, 3, (2, 2, 5, 6)).astype(np.float32)
+    y_ref, idx_ref = ref.max_pool2d(x, (3, 2), (2, 1), (1, 1), (1, 2), False)
+    y, idx = loops.max_pool2d(x, (3, 2), (2, 1), (1, 1), (1, 2), y_ref.shape[2:])
+    assert (y == y_ref).all() and (idx == idx_ref).all()
+    gx = loops.max_pool2d_grad(y, idx, (5, 6))
+    assert np.allclose(gx, ref.max_pool2d_grad(y, idx, (5, 6)))
+    loops.SMALL = 0
+    assert (loops.relu(x) == ref.relu(x)).all()
+    assert (loops.relu_grad(x, x) == ref.relu_grad(x, x)).all()
+    print("ok")
+""")
+
+
+def test_compiled_loops_run_as_plain_python():
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-c", _AS_PYTHON], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
