@@ -34,11 +34,13 @@ _LAZY_NAMES = {
     "save": ("io", "save"),
     "load": ("io", "load"),
     "fit": ("train", "fit"),
+    "explain_value": ("viz.why", "why"),
 }
 
 __all__ = [
     "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "nn", "functional", "optim",
     "shapes", "errors", "parse", "explain", "save", "load", "fit", "data", "viz", "io",
+    "explain_value",
 ]
 
 

@@ -22,6 +22,7 @@ from ..errors import ConvscopeError
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 COMMANDS = ["explain", "apply", "demo", "train", "predict", "export", "import"]
+COMMANDS += ["show", "kernels", "animate", "why", "receptive", "saliency", "curves", "report"]
 
 DESCRIPTION = """\
 convscope: convolutional neural networks you can read, trust, see and use.
@@ -117,3 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except FileExistsError as exc:  # e.g. --out names a file where a folder is made
+        return _fail(f"cannot create {exc.filename}: something of that name already exists "
+                     "(a folder is needed there)")
+    except NotADirectoryError as exc:
+        return _fail(f"{exc.filename}: a part of this path is a file, not a folder")
+    except OSError as exc:  # a full disk, a read-only file system, ...
+        name = f": {exc.filename}" if exc.filename else ""
+        return _fail(f"{exc.strerror or exc}{name}")

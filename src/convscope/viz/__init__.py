@@ -22,3 +22,28 @@ from .image import upscale as upscale
 
 __all__ = ["DIVERGING", "diverging", "grey", "map_limits", "symmetric_limit", "grid", "font",
            "save_png", "to_rgb", "upscale"]
+
+# Issue 6: feature maps, kernels, the sliding-kernel animation, why, receptive field,
+# saliency, training curves, the HTML report.
+from .animate import Frame as Frame
+from .animate import animate as animate
+from .animate import save_gif as save_gif
+from .curves import training_curves as training_curves
+from .pictures import feature_map_grid as feature_map_grid
+from .pictures import feature_maps as feature_maps
+from .pictures import kernel_grid as kernel_grid
+from .pictures import kernel_picture as kernel_picture
+from .receptive import ReceptiveField as ReceptiveField
+from .receptive import receptive_field as receptive_field
+from .report import report as report
+from .saliency import Saliency as Saliency
+from .saliency import grad_cam as grad_cam
+from .saliency import saliency as saliency
+from .saliency import saliency_maps as saliency_maps
+from .why import Why as Why
+from .why import why as why
+
+__all__ += ["Frame", "animate", "save_gif", "training_curves", "feature_map_grid",
+            "feature_maps", "kernel_grid", "kernel_picture", "ReceptiveField",
+            "receptive_field", "report", "Saliency", "grad_cam", "saliency", "saliency_maps",
+            "Why", "why"]
