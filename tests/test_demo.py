@@ -30,13 +30,16 @@ def test_demo_runs_and_writes_what_it_prints(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 0 and err == ""
     assert elapsed < 60
-    printed = re.findall(r"^  (\S+\.png)", out, flags=re.M)
+    printed = re.findall(r"^  (\S+\.(?:png|gif))", out, flags=re.M)
     assert [Path(p).name for p in printed] == ["input.png", "kernels.png", "layer1.png",
-                                               "layer2.png"]
+                                               "layer2.png", "why.png", "slide.gif"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         Path(p).name for p in printed)
-    for p in printed:
+    for p in printed[:-1]:
         assert png(Path(p)).ndim == 3
+    with Image.open(printed[-1]) as gif:
+        assert gif.n_frames > 10
+    assert "(the forward pass gave" in out
     assert png(tmp_path / "out" / "input.png").shape == (512, 512, 3)
     flat = " ".join(out.split())
     for phrase in ["Input image: 64x64x3", "Kernels: 8 of 5x5x3 with padding=2",
@@ -46,7 +49,8 @@ def test_demo_runs_and_writes_what_it_prints(tmp_path, capsys):
                    "(64 + 2*1 - 5)/1 + 1 = 62. padding=2 gives 64x64x8",
                    '--expect 64x64x8']:
         assert phrase in flat, phrase
-    assert max(len(line) for line in out.splitlines() if ".png" not in line) <= 100
+    assert max(len(line) for line in out.splitlines() if "demo-output" not in line
+               and not line.startswith("  /")) <= 100
 
 
 def test_demo_on_your_own_picture(tmp_path):

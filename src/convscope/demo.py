@@ -203,14 +203,14 @@ def run(out: str | os.PathLike[str] = "demo-output", image: np.ndarray | None = 
     paths = [viz.save_png(folder / "input.png", viz.upscale(viz.to_rgb(picture), zoom))]
     say(f"Input image: {vol} (height x width x depth)")
     say()
-    say("First convolutional layer")
+    say("First convolutional layer (layer 0; layers are numbered as in PyTorch: model[0])")
     say(f"- Input: volume of {vol}", "  ")
     say(f"- Kernels: 8 of 5x5x{c} with padding=2 (kernel depth = input depth = {c}):", "  ")
     for name in labels:
         echo(f"      {name:<10} {filters.describe(name)}")
     say(f"- Output: volume of {format_volume(maps1.shape)}", "  ")
     say()
-    say("Second convolutional layer (after ReLU)")
+    say("Second convolutional layer (layer 2, after the ReLU at layer 1)")
     say(f"- Input: volume of {format_volume(maps1.shape)}", "  ")
     say("- Kernels: 16 of 5x5x8 with padding=2 (random weights, seed 0)", "  ")
     say(f"- Output: volume of {format_volume(maps2.shape)}", "  ")
@@ -229,17 +229,31 @@ def run(out: str | os.PathLike[str] = "demo-output", image: np.ndarray | None = 
         echo(f"    convscope explain \"{SLIP}\" --expect 64x64x8")
         say()
     paths.append(viz.save_png(folder / "kernels.png", kernels_picture(
-        weight, labels, title=f"Layer 1: 8 kernels of 5x5x{c} (3x3 and 1x1 kernels sit in the "
+        weight, labels, title=f"Layer 0: 8 kernels of 5x5x{c} (3x3 and 1x1 kernels sit in the "
                               "middle of a 5x5 frame)")))
     paths.append(viz.save_png(folder / "layer1.png", viz.grid(
-        maps1, labels, title=f"Layer 1: 8 feature maps, {format_volume(maps1.shape)}")))
+        maps1, labels, title=f"Layer 0: 8 feature maps, {format_volume(maps1.shape)}")))
     paths.append(viz.save_png(folder / "layer2.png", viz.grid(
         maps2, [f"map {i}" for i in range(maps2.shape[0])],
         title=f"Layer 2: 16 feature maps, {format_volume(maps2.shape)} (random kernels)")))
+    # One value taken apart, and the kernel sliding: the slides' "one value per position".
+    inner = np.abs(maps1[0, 2:-2, 2:-2])  # the strongest edge away from the border
+    row, col = np.unravel_index(int(inner.argmax()), inner.shape)
+    at = (0, int(row) + 2, int(col) + 2)
+    walk = viz.why(model, picture, layer=0, at=at)
+    say(f"One value, taken apart: feature map 0 ({labels[0]}) at row {at[1]}, column {at[2]} "
+        "(`convscope why` does this for any value of any layer):")
+    echo(str(walk))
+    say()
+    paths.append(viz.save_png(folder / "why.png", walk.picture()))
+    paths.append(viz.save_gif(viz.animate(picture, model, layer=0, channel=0),
+                              folder / "slide.gif"))
     notes = [f"the input picture, {zoom}x larger (nearest neighbour)",
-             "layer-1 kernels: colour view and the depth slices",
-             "layer-1 feature maps (blue < 0 < red)",
-             "layer-2 feature maps"]
+             "layer-0 kernels: colour view and the depth slices",
+             "layer-0 feature maps (blue < 0 < red)",
+             "layer-2 feature maps (after the ReLU at layer 1)",
+             "the walk-through above, as a picture",
+             f"the {labels[0]} kernel sliding over the input, the map filling in"]
     echo("Pictures:")
     width = max(len(str(path)) for path in paths)
     for path, note in zip(paths, notes, strict=True):
