@@ -20,6 +20,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from . import shapes
 from .errors import ArgumentError, ConvscopeError, SpecError, message
 from .nn import (
@@ -367,7 +369,13 @@ def _expect_shape(expect: str | Sequence[int]) -> Shape:
             raise ArgumentError(message("--expect", f"{expect!r} is not a volume",
                                         "write it as H x W x D, e.g. 64x64x8 (or a number of "
                                         "values, e.g. 10)")) from None
-    return tuple(int(v) for v in expect)
+    shape = tuple(expect) if isinstance(expect, (tuple, list, np.ndarray)) else ()
+    if len(shape) not in (1, 3) or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in shape):
+        raise ArgumentError(message("--expect", "the expected output must be a volume",
+                                    "pass 'HxWxD' (e.g. '64x64x8'), (C, H, W) of positive ints, "
+                                    "or a number of values such as '10'", f"{expect!r}"))
+    return tuple(int(v) for v in shape)
 
 
 # --------------------------------------------------------------------------- narration

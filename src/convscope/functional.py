@@ -37,7 +37,11 @@ def as_tensor(value: Any, where: str, name: str = "input") -> Tensor:
         return value
     if value is None:
         raise ArgumentTypeError(message(where, f"`{name}` is None", f"pass an array as `{name}`"))
-    return Tensor._wrap(np.ascontiguousarray(as_array(value, where, np.float32)))
+    arr = as_array(value, where, np.float32)
+    if not arr.flags.c_contiguous:  # e.g. a np.broadcast_to view: the copy is real memory
+        shapes.check_size(arr.shape, where, what=f"the contiguous copy of `{name}`",
+                          fix="pass less data at a time (a smaller batch or image)")
+    return Tensor._wrap(np.ascontiguousarray(arr))
 
 
 def _batched(x: Tensor, where: str, what: str = "input") -> tuple[Tensor, bool]:
@@ -166,8 +170,9 @@ def max_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 
 def max_pool2d_at(input: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
                   ceil_mode: bool, return_indices: bool, where: str) -> Any:
     x, unbatched = _batched(as_tensor(input, where), where)
-    k, s, p, d, _ = shapes.pool_geometry(x.shape[2:], kernel_size, stride, padding, dilation,
-                                         bool(ceil_mode), where)
+    k, s, p, d, out_hw = shapes.pool_geometry(x.shape[2:], kernel_size, stride, padding,
+                                              dilation, bool(ceil_mode), where)
+    shapes.check_size(x.shape[:2] + out_hw, where, itemsize=x.dtype.itemsize + 8)  # + indices
     xd = np.ascontiguousarray(x.data)
     y, idx = kernels.max_pool2d(xd, k, s, p, d, bool(ceil_mode))
     hw = x.shape[2:]
@@ -195,8 +200,9 @@ def avg_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 
 def avg_pool2d_at(input: Any, kernel_size: Any, stride: Any, padding: Any, ceil_mode: bool,
                   count_include_pad: bool, where: str) -> Tensor:
     x, unbatched = _batched(as_tensor(input, where), where)
-    k, s, p, _, _ = shapes.pool_geometry(x.shape[2:], kernel_size, stride, padding, 1,
-                                         bool(ceil_mode), where)
+    k, s, p, _, out_hw = shapes.pool_geometry(x.shape[2:], kernel_size, stride, padding, 1,
+                                              bool(ceil_mode), where)
+    shapes.check_size(x.shape[:2] + out_hw, where, itemsize=x.dtype.itemsize)
     args = (k, s, p, bool(ceil_mode), bool(count_include_pad))
     y = kernels.avg_pool2d(np.ascontiguousarray(x.data), *args)
     hw = x.shape[2:]
@@ -227,21 +233,41 @@ def linear(input: Any, weight: Any, bias: Any = None, where: str = "linear") -> 
             f"H x W x D), or build this layer with in_features={got}",
             f"input shape {x.shape}"))
     lead = x.shape[:-1]
+    shapes.check_size(lead + (w.shape[0],), where, itemsize=_dtype(x, w).itemsize)
     x2 = x.reshape(-1, w.shape[1]) if x.ndim != 2 else x
-    y = x2 @ w.T
+    b = None
     if bias is not None:
         b = as_tensor(bias, where, "bias")
         if b.shape != (w.shape[0],):
             raise ShapeError(message(where, f"bias must have {w.shape[0]} values",
                                      f"pass a bias of shape ({w.shape[0]},)", f"bias shape {b.shape}"))
-        y = y + b
+    y = _linear(x2, w, b)
     return y.reshape(lead + (w.shape[0],)) if x.ndim != 2 else y
+
+
+def _linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    """``x @ w.T + b`` for 2-D ``x`` as one graph node (products by :func:`kernels.fast.matmul`)."""
+    y = kernels.fast.matmul(x.data, w.data.T)
+    if b is not None:
+        y = y + b.data
+
+    def backward(g: np.ndarray) -> None:
+        if x.requires_grad:
+            x._accumulate(kernels.fast.matmul(g, w.data))
+        if w.requires_grad:
+            w._accumulate(kernels.fast.matmul(g.T, x.data))
+        if b is not None and b.requires_grad:
+            b._accumulate(g.sum(axis=0))
+
+    return make(y, (x, w) if b is None else (x, w, b), backward, "linear")
 
 
 def flatten(input: Any, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     """Merge axes ``start_dim..end_dim`` into one (C, H, W -> C*H*W by default)."""
     x = as_tensor(input, "flatten")
     nd = max(x.ndim, 1)
+    for name, dim in (("start_dim", start_dim), ("end_dim", end_dim)):
+        _check_dim(dim, nd, name, "flatten", x.shape)
     a, b = start_dim % nd, end_dim % nd
     if a > b:
         raise ArgumentError(message("flatten", "start_dim must come before end_dim",
@@ -251,9 +277,21 @@ def flatten(input: Any, start_dim: int = 1, end_dim: int = -1) -> Tensor:
 
 
 # --------------------------------------------------------------------------- losses
+def _check_dim(dim: Any, ndim: int, name: str, where: str, shape: tuple[int, ...]) -> None:
+    """An axis argument: an int in ``[-ndim, ndim)`` (PyTorch's rule)."""
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        raise ArgumentTypeError(message(where, f"`{name}` must be an int (an axis)",
+                                        f"pass e.g. {name}=1", f"{name}={dim!r}"))
+    if not -ndim <= dim < ndim:
+        raise ArgumentError(message(where, f"`{name}` must be in [{-ndim}, {ndim - 1}] for a "
+                                    f"{ndim}-D input", f"pass e.g. {name}=-1",
+                                    f"{name}={dim}, input shape {shape}"))
+
+
 def log_softmax(input: Any, dim: int = -1) -> Tensor:
     """``x - logsumexp(x)`` along ``dim``, computed stably (the max is subtracted first)."""
     x = as_tensor(input, "log_softmax")
+    _check_dim(dim, max(x.ndim, 1), "dim", "log_softmax", x.shape)
     shifted = x.data - x.data.max(axis=dim, keepdims=True)
     out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
     soft = np.exp(out)
@@ -285,6 +323,10 @@ def cross_entropy(input: Any, target: Any, reduction: str = "mean") -> Tensor:
     if x.ndim != 2:
         raise ShapeError(message(where, f"expected logits of shape (N, classes), got {x.ndim}-D",
                                  "flatten and add a linear layer before the loss", f"input shape {x.shape}"))
+    if x.shape[1] == 0:
+        raise ShapeError(message(where, "the logits have 0 classes",
+                                 "end the model with one output per class, e.g. linear(10)",
+                                 f"input shape {x.shape}"))
     if t.dtype.kind not in "iu" and not (t.dtype.kind == "f" and t.size and np.all(t == np.round(t))):
         raise ArgumentTypeError(message(where, "target must hold integer class indices",
                                         "pass labels as an int array, e.g. np.array([3, 1, 0])",
@@ -326,6 +368,19 @@ def batch_norm(input: Any, running_mean: np.ndarray | None, running_var: np.ndar
         raise ShapeError(message(where, f"expected (N, C, H, W), got {x.ndim}-D", "add a batch axis",
                                  f"input shape {x.shape}"))
     c = x.shape[1]
+    for name, value in (("running_mean", running_mean), ("running_var", running_var),
+                        ("weight", weight), ("bias", bias)):
+        if value is None:
+            if not training and name.startswith("running"):
+                raise ArgumentError(message(where, f"evaluation needs `{name}`",
+                                            "pass the running statistics, or training=True",
+                                            f"{name}=None"))
+            continue
+        got = np.shape(value.data if isinstance(value, Tensor) else value)
+        if got != (c,):
+            raise ShapeError(message(where, f"`{name}` must have one value per channel ({c})",
+                                     f"pass an array of shape ({c},)",
+                                     f"{name} shape {got}, input shape {x.shape}"))
     axes = (0, 2, 3)
     count = x.shape[0] * x.shape[2] * x.shape[3]
     if training:
@@ -366,7 +421,8 @@ def dropout(input: Any, p: float = 0.5, training: bool = True,
             generator: np.random.Generator | None = None) -> Tensor:
     """Zero each value with probability ``p`` and scale the rest by ``1 / (1 - p)`` (training only)."""
     x = as_tensor(input, "dropout")
-    if not 0.0 <= p <= 1.0:
+    if not isinstance(p, (int, float, np.floating, np.integer)) or isinstance(p, bool) \
+            or not 0.0 <= p <= 1.0:
         raise ArgumentError(message("dropout", "p must be a probability in [0, 1]", "use p=0.5",
                                     f"p={p}"))
     if not training or p == 0.0:

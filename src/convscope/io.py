@@ -23,15 +23,26 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .errors import ArgumentError, FileFormatError, message
+from .errors import ArgumentError, ArgumentTypeError, FileFormatError, message
 from .interop import export_onnx as export_onnx
 from .interop import load_onnx as load_onnx
-from .nn import Sequential
+from .nn import Module, Sequential
 from .safetensors import load_file, read_metadata, save_file
 
 __all__ = ["save", "load", "resolve_model_path", "export_onnx", "load_onnx", "FORMAT"]
 
 FORMAT = "convscope-model-1"
+MAX_SPEC_CHARS = 100_000
+"""Longest model spec :func:`load` accepts from a file (a 20-layer spec is ~300 characters)."""
+_RESERVED = ("format", "convscope_version", "spec", "input_shape", "classes")
+
+
+def _path(path: object, where: str) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentTypeError(message(where, "the path must be a str or a pathlib.Path",
+                                        "pass e.g. 'model.safetensors'",
+                                        f"path of type {type(path).__name__}"))
+    return os.fspath(path)  # type: ignore[return-value]
 
 
 def _input_volume(model: Sequential, input_shape: Sequence[int] | None) -> tuple[int, int, int]:
@@ -58,6 +69,17 @@ def save(model: Sequential, path: str | os.PathLike[str], classes: Sequence[str]
     """
     from .spec import to_spec
 
+    if not isinstance(model, Module):
+        raise ArgumentTypeError(message("save", "expected a model (a Sequential of layers)",
+                                        "pass the model built with cs.parse or nn.Sequential",
+                                        f"model of type {type(model).__name__}"))
+    path = _path(path, "save")
+    if classes is not None and (isinstance(classes, (str, bytes))
+                                or not isinstance(classes, Sequence)
+                                or not all(isinstance(c, str) for c in classes)):
+        raise ArgumentTypeError(message("save", "classes must be a list of str, one per output",
+                                        "pass e.g. classes=['cat', 'dog'] (str(c) for numbers)",
+                                        f"classes={classes!r:.80}"))
     shape = _input_volume(model, input_shape)
     spec = to_spec(model, shape)
     meta = {
@@ -69,14 +91,25 @@ def save(model: Sequential, path: str | os.PathLike[str], classes: Sequence[str]
                               else list(getattr(model, "classes", None) or [])),
     }
     if extra:
-        meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in extra.items()})
+        clash = [k for k in extra if k in _RESERVED or not isinstance(k, str)]
+        if clash:
+            raise ArgumentError(message("save", f"extra cannot set {clash!r}",
+                                        "use other names; " + ", ".join(_RESERVED) +
+                                        " are written by save", f"extra keys {list(extra)!r:.120}"))
+        try:
+            meta.update({k: v if isinstance(v, str) else json.dumps(v, allow_nan=False)
+                         for k, v in extra.items()})
+        except (TypeError, ValueError) as exc:
+            raise ArgumentTypeError(message("save", "extra values must be str or JSON numbers, "
+                                            "lists and dicts", "convert them, e.g. str(value)",
+                                            str(exc))) from None
     save_file(path, dict(model.state_dict()), meta)
     return Path(path)
 
 
 def resolve_model_path(path: str | os.PathLike[str]) -> Path:
     """A model file, or a run folder that holds ``model.safetensors``."""
-    p = Path(path)
+    p = Path(_path(path, "load"))
     if p.is_dir():
         candidate = p / "model.safetensors"
         if not candidate.is_file():
@@ -103,25 +136,43 @@ def load(path: str | os.PathLike[str]) -> Sequential:
         raise FileFormatError(message(
             "load", f"{p} is a safetensors file but not a convscope model (no model spec in its header)",
             "for bare weights build the model with cs.parse(spec) and call model.load_state_dict("
-            "cs.safetensors.load_file(path)[0])", f"metadata keys {sorted(meta)}"))
+            "cs.safetensors.load_file(path)[0])", f"metadata keys {sorted(meta)[:20]}"))
+    if len(meta["spec"]) > MAX_SPEC_CHARS:
+        raise FileFormatError(message(
+            "load", f"{p}: the model spec in its header has {len(meta['spec'])} characters, more "
+            f"than the limit of {MAX_SPEC_CHARS}",
+            "this is not a model convscope wrote; re-save it",
+            f"spec starting {meta['spec'][:60]!r}"))
     try:
         model = parse(meta["spec"], seed=0)
         classes = json.loads(meta.get("classes", "[]"))
         shape = json.loads(meta.get("input_shape", "null"))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise FileFormatError(message("load", f"{p} has a damaged header", "re-save the model",
-                                      str(exc))) from None
+                                      str(exc)[:500])) from None
+    if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        raise FileFormatError(message("load", f"{p}: class names must be a list of strings",
+                                      "re-save the model", repr(classes)[:80]))
+    if shape is not None and (not isinstance(shape, list) or tuple(shape) != model.input_shape):
+        raise FileFormatError(message("load", f"{p}: the input volume in its header does not "
+                                      "match its spec", "re-save the model",
+                                      f"input_shape {shape!r:.80}, "
+                                      f"spec volume {model.input_shape}"))
     tensors, _ = load_file(p)
+    own = model.state_dict()
+    for name, arr in tensors.items():
+        want = own.get(name)
+        if want is not None and arr.dtype.kind != want.dtype.kind:
+            raise FileFormatError(message(
+                "load", f"{p}: tensor {name!r} has dtype {arr.dtype}, but the model holds "
+                f"{want.dtype} there", "re-save the model (weights are float32)",
+                f"dtype {arr.dtype}, shape {arr.shape}"))
     try:
         model.load_state_dict(tensors)
     except ValueError as exc:
         raise FileFormatError(message("load", f"{p}: weights do not match its spec", "re-save the model",
-                                      str(exc))) from None
-    if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
-        raise FileFormatError(message("load", f"{p}: class names must be a list of strings",
-                                      "re-save the model", repr(classes)[:80]))
+                                      str(exc)[:500])) from None
     model.classes = classes
-    model.input_shape = tuple(shape) if shape else model.input_shape
     model.source = str(p)
     model.metadata = meta
     return model.eval()

@@ -11,13 +11,15 @@ array([ 0.8, -1.6], dtype=float32)
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from .errors import ArgumentError, message
-from .nn.module import Parameter
+from .errors import ArgumentError, ArgumentTypeError, message
+from .nn.module import Module, Parameter
+from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 
@@ -26,12 +28,21 @@ class Optimizer:
     """Holds the parameters and per-parameter state; ``step()`` updates ``p.data`` in place."""
 
     def __init__(self, params: Iterable[Parameter], lr: float) -> None:
-        self.params = list(params)
         where = type(self).__name__
+        if isinstance(params, (Module, Tensor)) or not isinstance(params, Iterable):
+            raise ArgumentTypeError(message(where, "params must be an iterable of Parameters",
+                                            "pass model.parameters()",
+                                            f"params of type {type(params).__name__}"))
+        self.params = list(params)
         if not self.params:
             raise ArgumentError(message(where, "got an empty parameter list",
                                         "pass model.parameters() of a model that has weights"))
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
+        bad = next((p for p in self.params if not isinstance(p, Tensor)), None)
+        if bad is not None:
+            raise ArgumentTypeError(message(where, "params must be Parameters (tensors with "
+                                            "requires_grad=True)", "pass model.parameters()",
+                                            f"an item of type {type(bad).__name__}"))
+        if not (_number(lr) and math.isfinite(lr) and lr >= 0):
             raise ArgumentError(message(where, "lr must be a non-negative number", "use lr=1e-3",
                                         f"lr={lr!r}"))
         self.lr = float(lr)
@@ -68,6 +79,22 @@ class Optimizer:
                 self.state[int(i)][name] = np.array(v, copy=True)
 
 
+def _number(v: object) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _check(where: str, name: str, value: object, low: float, high: float = math.inf,
+           high_open: bool = False, example: str = "0.0") -> None:
+    """A hyperparameter: a real number in ``[low, high]`` (``[low, high)`` with high_open)."""
+    ok = _number(value) and low <= value <= high  # type: ignore[operator]
+    ok = ok and not (high_open and value == high)
+    if not ok:
+        bound = (f"in [{low}, {high})" if high_open else
+                 f">= {low}" if high == math.inf else f"in [{low}, {high}]")
+        raise ArgumentError(message(where, f"{name} must be a number {bound}",
+                                    f"use {name}={example}", f"{name}={value!r}"))
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent, as ``torch.optim.SGD``.
 
@@ -78,6 +105,9 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False) -> None:
         super().__init__(params, lr)
+        _check("SGD", "momentum", momentum, 0.0, example="0.9")
+        _check("SGD", "dampening", dampening, 0.0, 1.0)
+        _check("SGD", "weight_decay", weight_decay, 0.0, example="1e-4")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ArgumentError(message("SGD", "nesterov needs momentum > 0 and dampening = 0",
                                         "use momentum=0.9", f"momentum={momentum}, dampening={dampening}"))
@@ -107,10 +137,14 @@ class Adam(Optimizer):
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr)
+        where = type(self).__name__
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2
+                and all(_number(b) and 0 <= b < 1 for b in betas)):
+            raise ArgumentError(message(where, "betas must be two numbers in [0, 1)",
+                                        "use betas=(0.9, 0.999)", f"betas={betas!r}"))
         b1, b2 = betas
-        if not (0 <= b1 < 1 and 0 <= b2 < 1):
-            raise ArgumentError(message(type(self).__name__, "betas must be in [0, 1)",
-                                        "use betas=(0.9, 0.999)", f"betas={betas}"))
+        _check(where, "eps", eps, 0.0, example="1e-8")
+        _check(where, "weight_decay", weight_decay, 0.0, example="1e-2")
         self.betas, self.eps, self.weight_decay = (float(b1), float(b2)), float(eps), float(weight_decay)
 
     def _update(self, p: Parameter, g: np.ndarray, state: dict[str, Any]) -> None:

@@ -37,6 +37,8 @@ __all__ = [
     "conv_geometry",
     "pool_geometry",
     "receptive_field",
+    "check_size",
+    "MAX_RESULT_BYTES",
 ]
 
 Pair = tuple[int, int]
@@ -99,7 +101,7 @@ def pair(value: object, name: str, where: str, minimum: int = 1) -> Pair:
             message(
                 where,
                 f"`{name}` must be {bound}",
-                f"use {name}={max(minimum, 1)} or larger",
+                f"use {name}={minimum} or larger",
                 f"{name}={value!r}",
             )
         )
@@ -225,6 +227,15 @@ def conv_geometry(
                 f"input shape {tuple(input_shape)}, weight shape {tuple(weight_shape)}",
             )
         )
+    if kh < 1 or kw < 1:
+        raise ShapeError(
+            message(
+                where,
+                f"the kernels are {kh}x{kw}: a kernel needs at least 1x1 values",
+                "pass a weight of shape (C_out, C_in/groups, kH, kW) with kH, kW >= 1",
+                f"weight shape {tuple(weight_shape)}",
+            )
+        )
     pad = conv_padding(padding, (kh, kw), d, where, s, (h, w))
     assert not isinstance(pad, str)
     (pt, pb), (pl, pr) = pad
@@ -320,15 +331,51 @@ def receptive_field(layers: Sequence[tuple[int, int, int]]) -> list[tuple[int, i
     return out
 
 
-def check_size(shape: Sequence[int], where: str, limit_bytes: int = 8 << 30, itemsize: int = 4) -> None:
-    """Refuse a result that would not fit in memory, before anything is allocated."""
+MAX_RESULT_BYTES = 8 << 30
+"""Largest single array an operation may allocate (8 GiB), checked before allocating.
+
+Read at call time: set ``convscope.shapes.MAX_RESULT_BYTES`` to change it for the whole
+program (or pass ``limit_bytes`` to :func:`check_size`).
+"""
+
+
+def _bytes(n: int) -> str:
+    """``8 << 30`` -> ``'8 GiB'``; ``1.2e12`` -> ``'1117.6 GiB'``; ``4e6`` -> ``'3.8 MiB'``."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            text = f"{n / size:.1f}"
+            return f"{text.removesuffix('.0')} {unit}"
+    return f"{n} bytes"
+
+
+def check_size(
+    shape: Sequence[int],
+    where: str,
+    limit_bytes: int | None = None,
+    itemsize: int = 4,
+    what: str = "the result",
+    fix: str = "use a smaller batch or input, or a larger stride",
+) -> None:
+    """Refuse an array that would not fit in memory, before anything is allocated.
+
+    Sizes are computed with Python ints (no wrap-around). ``what`` names the array in the
+    message (``"the result"``, ``"the weight"``...); the limit is ``limit_bytes`` or, for
+    ``None``, :data:`MAX_RESULT_BYTES` read at call time.
+
+    >>> try:
+    ...     check_size((100_000, 3, 1000, 1000), "conv2d")
+    ... except ValueError as exc:
+    ...     print(str(exc)[:72])
+    conv2d: the result would need 1117.6 GiB, above the 8 GiB limit. Fix: us
+    """
+    limit = MAX_RESULT_BYTES if limit_bytes is None else limit_bytes
     need = math.prod(int(v) for v in shape) * itemsize
-    if need > limit_bytes:
+    if need > limit:
         raise ShapeError(
             message(
                 where,
-                f"the result would need {need / 2**30:.1f} GiB, above the {limit_bytes / 2**30:.0f} GiB limit",
-                "use a smaller batch or input, or a larger stride",
-                f"result shape {tuple(int(v) for v in shape)}",
+                f"{what} would need {_bytes(need)}, above the {_bytes(limit)} limit",
+                fix,
+                f"shape {tuple(int(v) for v in shape)}, {itemsize} bytes per value",
             )
         )

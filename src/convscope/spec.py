@@ -94,6 +94,7 @@ _LAYERS: dict[str, tuple[type[Module], tuple[_Param, ...]]] = {
 _ALIASES = {"conv2d": "conv", "maxpool2d": "maxpool", "avgpool2d": "avgpool",
             "batchnorm2d": "batchnorm", "bn": "batchnorm", "fc": "linear"}
 LAYER_NAMES = tuple(_LAYERS)
+_MAX_NESTING = 4  # parentheses inside a value; padding needs 2
 _PAD_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
@@ -192,6 +193,9 @@ class _Tok:
     end: int
 
 
+_SHOWN = 120  # longest spec line quoted whole in an error message
+
+
 def _caret(text: str, start: int, end: int) -> str:
     """The spec line holding ``start``, with ``^^^`` under ``start..end``."""
     line_start = text.rfind("\n", 0, start) + 1
@@ -200,6 +204,12 @@ def _caret(text: str, start: int, end: int) -> str:
     col = start - line_start
     width = max(1, min(end, line_start + len(line)) - start)
     shown = line.replace("\t", " ")
+    if len(shown) > _SHOWN:  # a long line: show a window around the mistake, marked with ...
+        width = min(width, _SHOWN // 2)
+        left = max(0, col - _SHOWN // 4)
+        right = min(len(shown), col + width + _SHOWN // 4)
+        shown = ("..." if left else "") + shown[left:right] + ("..." if right < len(line) else "")
+        col = col - left + (3 if left else 0)
     return f"    {shown}\n    {' ' * col}{'^' * width}"
 
 
@@ -352,10 +362,13 @@ class _Parser:
                                 f"e.g. {_EXAMPLES[item.name]}")
         item.end = self.take("punct", ")").end
 
-    def value(self) -> Any:
+    def value(self, depth: int = 0) -> Any:
         tok = self.tok
         self.i += 1
         if tok.kind == "number":
+            if len(tok.text) > 40:  # also keeps int() far from Python's 4300-digit limit
+                raise self.fail(tok, f"this number has {len(tok.text)} characters, more than 40",
+                                "write a number of a sensible size, e.g. 8 or 1e-5")
             return float(tok.text) if re.search(r"[.eE]", tok.text) else int(tok.text)
         if tok.kind == "string":
             return tok.text[1:-1]
@@ -364,12 +377,15 @@ class _Parser:
         if tok.kind == "name" and tok.text in ("none", "None"):
             return None
         if tok.kind == "punct" and tok.text == "(":
-            values = [self.value()]
+            if depth >= _MAX_NESTING:
+                raise self.fail(tok, f"values nest more than {_MAX_NESTING} deep",
+                                "the deepest value is a padding ((top, bottom), (left, right))")
+            values = [self.value(depth + 1)]
             while self.tok.text == ",":
                 self.i += 1
                 if self.tok.text == ")":
                     break
-                values.append(self.value())
+                values.append(self.value(depth + 1))
             self.take("punct", ")")
             return tuple(values)
         self.i -= 1

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ArgumentTypeError, GradError, ShapeError, message
+from .shapes import check_size
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "as_array"]
 
@@ -61,10 +62,14 @@ def as_array(data: Any, where: str = "tensor", dtype: Any = None) -> np.ndarray:
     """Convert user data to a float32 (or float64) array, refusing what is not numeric.
 
     Tensors and float64 arrays keep their dtype unless ``dtype`` is given; everything else
-    numeric (ints, bools, float16, lists) becomes float32.
+    numeric (ints, float16, lists) becomes float32. Booleans, strings, objects, None and
+    ragged lists are refused with an :class:`ArgumentTypeError`.
     """
     if isinstance(data, Tensor):
         arr = data.data
+    elif data is None:
+        raise ArgumentTypeError(message(where, "expected numbers, got None",
+                                        "pass a numpy array or a list of numbers", "None"))
     else:
         try:
             arr = np.asarray(data)
@@ -73,7 +78,16 @@ def as_array(data: Any, where: str = "tensor", dtype: Any = None) -> np.ndarray:
                 message(where, "data is not a rectangular array of numbers", "pass a numpy array",
                         f"{type(data).__name__} ({exc})")
             ) from None
-    if arr.dtype.kind not in "biuf":
+    if arr.dtype.kind == "b":
+        raise ArgumentTypeError(
+            message(
+                where,
+                "expected numbers, got an array of booleans",
+                "convert it explicitly if 0/1 values are meant: x.astype(np.float32)",
+                f"dtype=bool, shape={arr.shape}",
+            )
+        )
+    if arr.dtype.kind not in "iuf":
         raise ArgumentTypeError(
             message(
                 where,
@@ -83,16 +97,22 @@ def as_array(data: Any, where: str = "tensor", dtype: Any = None) -> np.ndarray:
             )
         )
     if dtype is not None:
-        target = np.dtype(dtype)
+        try:
+            target = np.dtype(dtype)
+        except TypeError:
+            target = np.dtype(object)  # refused just below
         if target.type not in _FLOATS:
             raise ArgumentTypeError(
                 message(where, "dtype must be float32 or float64", "pass dtype=np.float32",
                         f"dtype={dtype!r}")
             )
-    elif arr.dtype.type in _FLOATS:
-        target = arr.dtype
+    elif arr.dtype.type in _FLOATS and isinstance(data, (np.ndarray, np.generic, Tensor)):
+        target = arr.dtype  # lists and Python floats become float32, as in torch.tensor
     else:
         target = np.dtype(np.float32)
+    if arr.dtype != target:  # a converted copy: refuse it before allocating when too big
+        check_size(arr.shape, where, itemsize=target.itemsize, what=f"the {target} copy",
+                   fix="pass less data at a time (a smaller batch or image)")
     return arr.astype(target, copy=False)
 
 
@@ -130,7 +150,10 @@ class Tensor:
     __array_priority__ = 100  # numpy defers `ndarray + Tensor` to Tensor.__radd__
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
-        self.data: np.ndarray = np.array(as_array(data, "Tensor", dtype), copy=True)
+        arr = as_array(data, "Tensor", dtype)
+        check_size(arr.shape, "Tensor", itemsize=arr.dtype.itemsize, what="the tensor",
+                   fix="pass less data at a time (a smaller batch or image)")
+        self.data: np.ndarray = np.array(arr, copy=True)
         self.requires_grad = bool(requires_grad)
         self.grad: Tensor | None = None
         self._backward: Callable[[np.ndarray], None] | None = None
@@ -243,7 +266,8 @@ class Tensor:
                                          f"gradient shape {g.shape}"))
         order = self._topological_order()
         self._gbuf = g
-        for node in reversed(order):
+        while order:  # popped, not iterated: a node done is no longer held here, so its
+            node = order.pop()  # activations are freed as soon as no closure needs them
             g, node._gbuf = node._gbuf, None
             if node.is_leaf:
                 if g is not None:
@@ -360,6 +384,10 @@ class Tensor:
     def reshape(self, *shape: Any) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
+        if not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in shape):
+            raise ArgumentTypeError(message("reshape", "the new shape must be ints",
+                                            "pass e.g. t.reshape(2, 3) or t.reshape((2, -1))",
+                                            f"shape {shape!r}"))
         try:
             out = self.data.reshape(shape)
         except ValueError:

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import ArgumentError, ArgumentTypeError, DataError, message
 from .images import (
     IMAGE_EXTENSIONS,
+    as_path,
     check_channels,
     image_size,
     load_image,
@@ -231,10 +232,10 @@ class ImageFolder(Dataset):
         channels: int = 3,
         max_pixels: int | None = None,
     ) -> None:
-        where = f"ImageFolder({os.fspath(root)!r})"
+        root = as_path(root, "ImageFolder", "data/train")
+        where = f"ImageFolder({root!r})"
         target = normalize_size(size, where)
         channels = check_channels(channels, where)
-        root = os.fspath(root)
         if not os.path.exists(root):
             raise DataError(
                 message(where, "the folder does not exist", "check the path and working folder")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import warnings
 from collections.abc import Sequence
 
@@ -120,6 +121,23 @@ def _limit(max_pixels: object) -> int:
     return limit
 
 
+def as_path(path: object, where: str, example: str = "photo.png") -> str:
+    """``os.fspath(path)`` for a str or PathLike; an ArgumentTypeError for anything else."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentTypeError(
+            message(
+                where,
+                "the path must be a str or a pathlib.Path",
+                f"pass e.g. {example!r}",
+                f"path of type {type(path).__name__}",
+            )
+        )
+    out = os.fspath(path)
+    if not isinstance(out, str):  # a PathLike of bytes
+        out = os.fsdecode(out)
+    return out
+
+
 def _where(path: str) -> str:
     return f"image {path!r}"
 
@@ -134,6 +152,14 @@ def _open(path: str, max_pixels: int):  # noqa: ANN202  (a PIL image, header rea
     if os.path.isdir(path):
         raise ImageError(
             message(_where(path), "the path is a directory", "give the path of an image file")
+        )
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a named pipe would block Pillow forever
+        raise ImageError(
+            message(
+                _where(path),
+                "the path is not a regular file (a pipe, socket or device)",
+                "give the path of an image file",
+            )
         )
     try:
         with warnings.catch_warnings():
@@ -192,7 +218,7 @@ def image_size(path: str | os.PathLike[str], max_pixels: int | None = None) -> t
     >>> image_size(p)
     (20, 30)
     """
-    img = _open(os.fspath(path), _limit(max_pixels))
+    img = _open(as_path(path, "image_size"), _limit(max_pixels))
     with img:
         return img.size[1], img.size[0]
 
@@ -292,7 +318,7 @@ def load_image(
                 f"size={size!r}",
             )
         )
-    path = os.fspath(path)
+    path = as_path(path, "load_image")
     img = _open(path, limit)
     try:
         with img:

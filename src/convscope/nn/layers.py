@@ -93,8 +93,9 @@ class Conv2d(Module):
                                         "use an explicit padding", f"stride={self.stride}"))
         rng = make_rng(seed)
         fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
-        self.weight = Parameter(_uniform(rng, (self.out_channels, self.in_channels // self.groups)
-                                         + self.kernel_size, fan_in))
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        shapes.check_size(shape, where, what="the weight", fix="use fewer or smaller kernels")
+        self.weight = Parameter(_uniform(rng, shape, fan_in))
         self.bias = Parameter(_uniform(rng, (self.out_channels,), fan_in)) if bias else None
 
     @property
@@ -136,6 +137,9 @@ class Linear(Module):
         super().__init__()
         self.in_features = _positive_int(in_features, "in_features", "Linear")
         self.out_features = _positive_int(out_features, "out_features", "Linear")
+        shapes.check_size((self.out_features, self.in_features), "Linear", what="the weight",
+                          fix="use fewer features: a smaller volume before flatten (pooling, "
+                              "stride) or fewer outputs")
         rng = make_rng(seed)
         self.weight = Parameter(_uniform(rng, (self.out_features, self.in_features), self.in_features))
         self.bias = Parameter(_uniform(rng, (self.out_features,), self.in_features)) if bias else None
@@ -239,6 +243,13 @@ class BatchNorm2d(Module):
                  affine: bool = True, track_running_stats: bool = True) -> None:
         super().__init__()
         self.num_features = _positive_int(num_features, "num_features", "BatchNorm2d")
+        for name, value, low, high in (("eps", eps, 0.0, math.inf),
+                                       ("momentum", momentum, 0.0, 1.0)):
+            if not isinstance(value, numbers.Real) or isinstance(value, bool) \
+                    or not low <= float(value) <= high:
+                bound = "a number >= 0" if name == "eps" else "a number in [0, 1]"
+                raise ArgumentError(message("BatchNorm2d", f"`{name}` must be {bound}",
+                                            "use eps=1e-5, momentum=0.1", f"{name}={value!r}"))
         self.eps, self.momentum, self.affine = float(eps), float(momentum), affine
         self.track_running_stats = track_running_stats
         self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None

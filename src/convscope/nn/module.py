@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ArgumentTypeError, ConvscopeError, ShapeError, message
+from ..errors import ArgumentError, ArgumentTypeError, ConvscopeError, ShapeError, message
 from ..tensor import Tensor, as_array
 
 __all__ = ["Parameter", "Module", "Sequential", "make_rng"]
@@ -18,6 +18,11 @@ def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     """An explicit generator from a seed, a generator (used as is) or None (fresh entropy)."""
     if isinstance(seed, np.random.Generator):
         return seed
+    if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)
+                             or seed < 0):
+        cls = ArgumentError if isinstance(seed, (int, np.integer)) else ArgumentTypeError
+        raise cls(message("seed", "a seed must be an int >= 0, a np.random.Generator or None",
+                          "pass e.g. seed=0", f"seed={seed!r}"))
     return np.random.default_rng(seed)
 
 
@@ -225,14 +230,38 @@ class Sequential(Module):
         return self
 
     def forward(self, x: Any) -> Any:
-        prev: str | None = None
+        prev: Module | None = None
+        prev_shape: tuple[int, ...] = ()
         for i, layer in enumerate(self):
+            shape = x.shape if isinstance(x, Tensor) else tuple(np.shape(x))
             try:
                 y = layer(x)
             except ConvscopeError as exc:
-                shape = tuple(np.shape(x)) if not isinstance(x, Tensor) else x.shape
-                origin = f"; its input {shape} came from layer {i - 1} ({prev})" if prev else ""
-                raise type(exc)(f"layer {i} ({type(layer).__name__}): {exc}{origin}") from None
-            prev = type(layer).__name__
+                raise type(exc)(_in_layer(str(exc), i, layer, shape, i - 1, prev,
+                                          prev_shape)) from None
+            prev, prev_shape = layer, shape
             x = y
         return x
+
+
+def _in_layer(text: str, i: int, layer: Module, shape: tuple[int, ...], j: int,
+              prev: Module | None, prev_shape: tuple[int, ...]) -> str:
+    """A layer's error, told as part of a Sequential: which layer, and where its input came from.
+
+    ``"layer 3, Linear(100 -> 10): expects 100 input features, got 144; its input (2, 144)
+    comes from layer 2 (Flatten), which flattened 6x6x4 volumes (H x W x D): 6*6*4 = 144.
+    Fix: ..."``
+    """
+    name = type(layer).__name__
+    head = f"layer {i}, " if text.startswith(name) else f"layer {i} ({name}): "
+    if prev is None:
+        return head + text
+    origin = f"; its input {shape} comes from layer {j} ({type(prev).__name__})"
+    if type(prev).__name__ == "Flatten" and len(prev_shape) == 4 and len(shape) == 2:
+        _, c, h, w = prev_shape
+        origin += (f", which flattened {h}x{w}x{c} volumes (H x W x D): "
+                   f"{h}*{w}*{c} = {shape[1]}")
+    what, sep, rest = text.partition(". Fix: ")
+    if not sep:
+        return head + text.rstrip(".") + origin + "."
+    return head + what + origin + sep + rest
