@@ -45,7 +45,7 @@ def register(subparsers: Any) -> None:
 
 
 def _looks_like_file(text: str) -> bool:
-    return Path(text).exists() or text.endswith(".safetensors")
+    return bool(text.strip()) and (Path(text).exists() or text.endswith(".safetensors"))
 
 
 def load_model(path: str) -> Any:
