@@ -242,9 +242,12 @@ def main() -> None:
                      f"{fmt_ms(entry['torch_cl']).strip()} ms, ratio {entry['ratio']:.2f}")
         print(line)
         mem = {lib: run_worker(lib, {"kind": "memory", "repeats": 0}) for lib in tl}
+        mem["convscope_preloaded"] = run_worker("convscope", {"kind": "memory", "repeats": 0,
+                                                              "preload": True})
         print("peak memory added by training steps (MiB): " + ", ".join(
             f"{lib} {m['rss_added'] / 2**20:.1f}" for lib, m in mem.items())
-            + f" (convscope tracemalloc peak {mem['convscope']['tracemalloc_peak'] / 2**20:.1f})")
+            + f" (convscope tracemalloc peak {mem['convscope']['tracemalloc_peak'] / 2**20:.1f};"
+            " convscope_preloaded: compiled kernels loaded before the base, as torch's are)")
         report["train_step"], report["train_memory"] = entry, mem
     if args.only in (None, "startup"):
         report["startup"] = startup_section(has_torch)

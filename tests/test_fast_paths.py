@@ -137,6 +137,11 @@ POOLS = [
     (1, 2, 9, 8, (3, 2), (1, 2), (1, 1), (2, 3), False),
     (1, 1, 1, 1, (2, 2), (1, 1), (1, 1), (2, 2), True),
     (0, 2, 4, 4, (2, 2), (2, 2), (0, 0), (1, 1), False),
+    # wide rows: the vectorised interior columns, edge columns on both sides
+    (2, 3, 13, 37, (3, 3), (2, 2), (1, 1), (1, 1), False),
+    (1, 2, 12, 41, (2, 2), (2, 2), (0, 0), (1, 1), True),
+    (1, 2, 11, 30, (3, 2), (1, 3), (1, 1), (2, 2), True),
+    (1, 1, 6, 25, (2, 4), (3, 1), (1, 2), (1, 1), False),
 ]
 
 
@@ -157,6 +162,80 @@ def test_max_pool_loops_match_reference(case, dtype):
     gx = loops.max_pool2d_grad(gy, idx, (h, w))
     np.testing.assert_allclose(gx, ref.max_pool2d_grad(gy, idx_ref, (h, w)), rtol=1e-6)
     assert gx.dtype == dtype and y.dtype == dtype and idx.dtype == np.int64
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("kernel", "stride", "padding", "dilation"), [
+    ((2, 2), (2, 2), (0, 0), (1, 1)), ((3, 3), (2, 2), (1, 1), (1, 1)),
+    ((3, 3), (1, 1), (1, 1), (1, 1)), ((2, 3), (2, 2), (1, 1), (2, 1)),
+    ((3, 2), (3, 3), (1, 0), (1, 1)),
+])
+def test_max_pool_vector_columns_with_ties_nan_and_inf(kernel, stride, padding, dilation, dtype):
+    # rows wide enough for several vectors of output columns (stride 1 and 2), and NaN,
+    # -inf and ties inside the windows they cover
+    rng = np.random.default_rng(8)
+    x = rng.integers(-3, 4, (2, 3, 11, 75)).astype(dtype)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[rng.random(x.shape) < 0.05] = -np.inf
+    x[0, 1, 4:7, 10:30] = -np.inf  # windows of -inf only: the first cell wins
+    args = (kernel, stride, padding, dilation, False)
+    y_ref, idx_ref = ref.max_pool2d(x, *args)
+    y, idx = loops.max_pool2d(x, kernel, stride, padding, dilation, y_ref.shape[2:])
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(idx, idx_ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize(("shape", "kernel", "stride", "padding", "ceil_mode"), [
+    ((2, 3, 11, 75), (2, 2), (2, 2), (0, 0), False),  # vector columns, stride 2
+    ((1, 2, 9, 70), (3, 3), (2, 2), (1, 1), True),  # padding, ceil-mode overhang
+    ((1, 2, 8, 50), (3, 2), (1, 1), (1, 1), False),  # stride 1
+    ((1, 1, 7, 40), (2, 3), (3, 3), (1, 0), True),  # stride 3: scalar windows only
+    ((2, 2, 5, 6), (3, 3), (2, 2), (1, 1), False),  # narrow: edges only
+])
+def test_avg_pool_loops_match_reference(shape, kernel, stride, padding, ceil_mode,
+                                        count_include_pad, dtype):
+    rng = np.random.default_rng(10)
+    x = rng.integers(-4, 5, shape).astype(dtype)  # sums exact: only the division rounds
+    args = (kernel, stride, padding, ceil_mode, count_include_pad)
+    y_ref = ref.avg_pool2d(x, *args)
+    (oh, ow), divisor = fast._avg_setup(shape[2:], *args[:3], ceil_mode, count_include_pad)
+    y = loops.avg_pool2d(x, kernel, stride, padding, divisor)
+    assert y.dtype == dtype and y.shape == y_ref.shape == (*shape[:2], oh, ow)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("shape", "padding"), [
+    ((2, 3, 5, 37), _pad(1, 2, 3, 0)),  # rows: a vector and a tail
+    ((1, 2, 4, 7), _pad(0, 0, 0, 0)),  # rows shorter than a vector
+    ((2, 1, 3, 16), _pad(2, 2, 2, 2)),  # exactly one vector
+])
+def test_compiled_pack_matches_numpy_pack(monkeypatch, shape, padding, dtype):
+    from convscope.kernels import direct
+
+    x = np.random.default_rng(11).uniform(-1, 1, shape).astype(dtype)
+    geo = direct._Flat(shape[2:], padding, (3, 2), (1, 1), dtype)
+    want = geo.pack(x, padding[0][0], padding[1][0])  # small: NumPy
+    monkeypatch.setattr(direct, "PACK_COMPILED", 0)
+    got = geo.pack(x, padding[0][0], padding[1][0])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_direct_forward_with_one_row_per_task_and_each_weight_gradient_split(monkeypatch):
+    # several tasks per image in the forward loop; the weight gradient split over images
+    # and split over channel blocks give the reference's values
+    case = ConvCase("tall", 3, 5, 23, 19, 6, 3, 3, padding=_pad(2, 1, 1, 2))
+    x, w, b, gy = case.arrays(np.random.default_rng(9), np.float64)
+    want = _reference(case, x, w, b, gy)
+    from convscope.kernels import direct
+
+    for row_bytes, image_bytes in ((1, 0), (64 << 10, 1 << 30)):
+        monkeypatch.setattr(direct, "ROW_BUFFER_BYTES", row_bytes)
+        monkeypatch.setattr(direct, "IMAGE_PARTIALS_BYTES", image_bytes)
+        for got, ref_value in zip(_all(case, x, w, b, gy, "direct"), want, strict=True):
+            np.testing.assert_allclose(got, ref_value, rtol=1e-10, atol=1e-12)
 
 
 def test_relu_loops_match_reference_above_the_numpy_threshold():
@@ -203,6 +282,9 @@ _AS_PYTHON = textwrap.dedent("""
     assert (y == y_ref).all() and (idx == idx_ref).all()
     gx = loops.max_pool2d_grad(y, idx, (5, 6))
     assert np.allclose(gx, ref.max_pool2d_grad(y, idx, (5, 6)))
+    div = fast._avg_setup((5, 6), (3, 2), (2, 1), (1, 1), False, True)[1]
+    y = loops.avg_pool2d(x, (3, 2), (2, 1), (1, 1), div)
+    assert np.allclose(y, ref.avg_pool2d(x, (3, 2), (2, 1), (1, 1), False, True))
     loops.SMALL = 0
     assert (loops.relu(x) == ref.relu(x)).all()
     assert (loops.relu_grad(x, x) == ref.relu_grad(x, x)).all()
@@ -217,3 +299,18 @@ def test_compiled_loops_run_as_plain_python():
     proc = subprocess.run([sys.executable, "-c", _AS_PYTHON], env=env, capture_output=True,
                           text=True, timeout=120, check=False)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
+def test_keep_heap_runs_once_and_can_be_turned_off(monkeypatch):
+    from convscope.kernels import _heap
+
+    monkeypatch.setattr(_heap, "_done", False)
+    monkeypatch.setenv("CONVSCOPE_KEEP_HEAP", "0")
+    assert _heap.keep_heap() is False  # turned off
+    monkeypatch.setattr(_heap, "_done", False)
+    monkeypatch.delenv("CONVSCOPE_KEEP_HEAP")
+    first = _heap.keep_heap()
+    assert _heap.keep_heap() is False  # once per process
+    import platform
+
+    assert first == (platform.libc_ver()[0] == "glibc")

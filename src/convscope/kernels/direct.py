@@ -22,12 +22,18 @@ VECTOR_BYTES = 64
 
 
 def _jit():
+    from ._heap import keep_heap
     from ._jit import conv  # first call: imports numba and loads the cached machine code
 
+    keep_heap()  # once per process (see :mod:`._heap`)
     return conv
 
 
 SERIAL_WORK = 4_000_000  # multiply-adds; below this one thread beats waking the others
+PACK_COMPILED = 1 << 16  # values; packing a larger input runs as a compiled loop
+ROW_BUFFER_BYTES = 64 << 10  # forward: output rows per task sized to this much buffer
+IMAGE_TASKS = 16  # weight gradient split over images: at most this many partial sums,
+IMAGE_PARTIALS_BYTES = 4 << 20  # taking at most this much memory
 
 
 def _run(loop, tasks, work, *args):
@@ -71,7 +77,9 @@ class _Flat:
         self.plane = self.hp * self.wp
         self.p = self.oh * self.wp
         self.pp = _round_up(self.p, _block(dtype))
-        self.slack = self.pp - self.p + dilation[1] * (kernel[1] - 1)
+        # zeros after the last plane: the forward loop's last block of a task may start
+        # anywhere in the last output row and reads 4 vectors past it
+        self.slack = self.pp - self.p + dilation[1] * (kernel[1] - 1) + _block(dtype)
 
     def offsets(self, cg, kernel, dilation, multiple=1):
         c, u, v = np.meshgrid(np.arange(cg), np.arange(kernel[0]), np.arange(kernel[1]),
@@ -83,42 +91,48 @@ class _Flat:
     def pack(self, x, top, left, rows=None, cols=None):
         """``x`` (N, C, h, w) into zero-filled rows ``(N, C * plane + slack)`` at (top, left)."""
         n, c = x.shape[:2]
-        xf = np.zeros((n, c * self.plane + self.slack), dtype=x.dtype)
+        xf = np.empty((n, c * self.plane + self.slack), dtype=x.dtype)
+        if x.size >= PACK_COMPILED and x.flags.c_contiguous:  # both cores, one pass
+            _run(_jit().pack, n * c, 4 * xf.size, x, top, left, self.hp, self.wp, xf)
+            return xf
         planes = xf[:, : c * self.plane].reshape(n, c, self.hp, self.wp)
         h, w = x.shape[2:]
-        planes[:, :, top : top + h, left : left + w] = x
+        planes[:, :, top : top + h, left : left + w] = x  # each value written once:
+        planes[:, :, :top] = 0  # the padding and the slack get their zeros apart
+        planes[:, :, top + h :] = 0
+        planes[:, :, top : top + h, :left] = 0
+        planes[:, :, top : top + h, left + w :] = 0
+        xf[:, c * self.plane :] = 0
         return xf
-
-    def unpack(self, yf, og):
-        """The valid outputs of ``yf`` (N, G, >= og, pp) as a (N, G * og, oh, ow) array."""
-        n, g = yf.shape[:2]
-        y = yf[:, :, :og, : self.p].reshape(n, g * og, self.oh, self.wp)
-        return np.ascontiguousarray(y[:, :, :, : self.ow])
 
 
 def _conv_flat(xf, geo, w, b, kernel, dilation, groups):
-    """Run the forward loop on packed input ``xf``; returns a (N, G * og', pp) buffer.
+    """Run the forward loop on packed input ``xf``; returns y (N, O, H_out, W_out).
 
-    ``og'`` is ``og`` rounded up to a multiple of 4 when 3 channels would be left over
-    (a block of 4 with one zero kernel is faster than three 1-channel blocks).
+    A group of 3 channels gets a zero fourth kernel (a block of 4 is faster than three
+    1-channel blocks); its outputs are computed and dropped.
     """
     o, cg = w.shape[:2]
     og, kk = o // groups, cg * kernel[0] * kernel[1]
     dtype = xf.dtype
     wg = w.reshape(groups, og, kk).astype(dtype, copy=False)
     bg = (np.zeros(o, dtype) if b is None else b.astype(dtype)).reshape(groups, og)
+    ogc = og
     if og % 4 == 3:
         wg = np.concatenate([wg, np.zeros((groups, 1, kk), dtype)], axis=1)
         bg = np.concatenate([bg, np.zeros((groups, 1), dtype)], axis=1)
-        og += 1
-    nb = og // 4
+        ogc += 1
+    nb = ogc // 4
     w4 = np.ascontiguousarray(wg[:, : 4 * nb].reshape(groups, nb, 4, kk).transpose(0, 1, 3, 2))
     b4 = np.ascontiguousarray(bg[:, : 4 * nb].reshape(groups, nb, 4))
     w1, b1 = np.ascontiguousarray(wg[:, 4 * nb :]), np.ascontiguousarray(bg[:, 4 * nb :])
-    yf = np.empty((xf.shape[0], groups * og, geo.pp), dtype=dtype)
-    _run(_jit().conv_forward, xf.shape[0] * geo.pp // _block(dtype), yf.size * kk,
-         xf, w4, b4, w1, b1, geo.offsets(cg, kernel, dilation), cg * geo.plane, yf)
-    return yf.reshape(xf.shape[0], groups, og, geo.pp)
+    y = np.empty((xf.shape[0], o, geo.oh, geo.ow), dtype=dtype)
+    # rows per task: a buffer of about ROW_BUFFER_BYTES per task (in L2), at least one row
+    rows = max(1, min(geo.oh, ROW_BUFFER_BYTES // (ogc * geo.wp * np.dtype(dtype).itemsize)))
+    tasks = xf.shape[0] * -(-geo.oh // rows)
+    _run(_jit().conv_forward, tasks, y.size * kk, xf, w4, b4, w1, b1,
+         geo.offsets(cg, kernel, dilation), cg * geo.plane, geo.wp, rows, y)
+    return y
 
 
 def _depthwise(x, w, b, padding, dilation):
@@ -151,8 +165,7 @@ def conv2d(x, w, b, padding, dilation, groups):
     if x.shape[0] == 0:
         return np.zeros((0, w.shape[0], geo.oh, geo.ow), dtype=x.dtype)
     xf = geo.pack(x, padding[0][0], padding[1][0])
-    return geo.unpack(_conv_flat(xf, geo, w, b, kernel, dilation, groups),
-                      w.shape[0] // groups)
+    return _conv_flat(xf, geo, w, b, kernel, dilation, groups)
 
 
 def conv2d_grad_input(gy, w, input_hw, padding, dilation, groups):
@@ -176,7 +189,7 @@ def conv2d_grad_input(gy, w, input_hw, padding, dilation, groups):
     if n == 0:
         return np.zeros((0, groups * cg, *input_hw), dtype=gy.dtype)
     gf = geo.pack(g, pads[0][0], pads[1][0])
-    return geo.unpack(_conv_flat(gf, geo, wf, None, (kh, kw), dilation, groups), cg)
+    return _conv_flat(gf, geo, wf, None, (kh, kw), dilation, groups)
 
 
 def conv2d_grad_weight(gy, x, kernel_hw, padding, dilation, groups):
@@ -188,16 +201,33 @@ def conv2d_grad_weight(gy, x, kernel_hw, padding, dilation, groups):
     if n == 0:
         return np.zeros((o, cg, *kernel_hw), dtype=dtype)
     geo = _Flat(x.shape[2:], padding, kernel_hw, dilation, dtype)
-    xf = geo.pack(x.astype(dtype, copy=False), padding[0][0], padding[1][0])
-    gf = np.zeros((n, o, geo.pp), dtype=dtype)
-    gf[:, :, : geo.p].reshape(n, o, oh, geo.wp)[:, :, :, :ow] = gy
     offs = geo.offsets(cg, kernel_hw, dilation, multiple=4)
     nb, n_kb = og // 4, offs.size // 4
-    kb_per_task = max(1, min(16, n_kb // 8))
-    n_tasks = groups * (nb + og - 4 * nb) * -(-n_kb // kb_per_task)
-    gwv = np.zeros((groups, og, offs.size, _block(dtype) // BLOCK_VECTORS), dtype=dtype)
-    _run(_jit().conv_weight_grad, n_tasks, gf.size * offs.size, xf, gf, offs, cg * geo.plane, nb,
-         kb_per_task, gwv)
+    lanes = _block(dtype) // BLOCK_VECTORS
+    partial = groups * og * offs.size * lanes * np.dtype(dtype).itemsize
+    tasks = min(n, IMAGE_TASKS)
+    work = n * o * geo.pp * offs.size
+    if tasks > 1 and tasks * partial <= IMAGE_PARTIALS_BYTES:
+        # Few channels: split over images (each reads the input once), add the partials.
+        per_task = -(-n // tasks)
+        tasks = -(-n // per_task)
+        gwp = np.zeros((tasks, groups, og, offs.size, lanes), dtype=dtype)
+        _run(_jit().conv_weight_grad_images, tasks, work,
+             np.ascontiguousarray(x, dtype=dtype), np.ascontiguousarray(gy), padding[0][0],
+             padding[1][0], geo.hp, geo.wp, geo.pp, geo.slack, offs, cg * geo.plane, nb,
+             per_task, gwp)
+        gwv = gwp[0]
+        for t in range(1, tasks):  # task order: deterministic
+            gwv += gwp[t]
+    else:
+        xf = geo.pack(x.astype(dtype, copy=False), padding[0][0], padding[1][0])
+        gf = np.zeros((n, o, geo.pp), dtype=dtype)
+        gf[:, :, : geo.p].reshape(n, o, oh, geo.wp)[:, :, :, :ow] = gy
+        kb_per_task = max(1, min(16, n_kb // 8))
+        n_tasks = groups * (nb + og - 4 * nb) * -(-n_kb // kb_per_task)
+        gwv = np.zeros((groups, og, offs.size, lanes), dtype=dtype)
+        _run(_jit().conv_weight_grad, n_tasks, work, xf, gf, offs, cg * geo.plane, nb,
+             kb_per_task, gwv)
     gw = gwv.sum(axis=-1)  # the lanes' partial sums (a fixed order: deterministic)
     kk = cg * kernel_hw[0] * kernel_hw[1]
     return np.ascontiguousarray(gw[:, :, :kk]).reshape(o, cg, *kernel_hw)

@@ -9,7 +9,10 @@ Two algorithms, both exact (no Winograd or FFT approximations of the sums' round
     ``im2col`` + one BLAS matrix product per group.
 
 :func:`choose` picks one per call; every conv function takes ``algo=`` to force one (tests
-drive each path that way). Pooling, ReLU and padding are NumPy views and reductions.
+drive each path that way). Max pooling, average pooling (forward) and ReLU are compiled
+loops for large arrays (:mod:`.loops`), NumPy below; the average-pooling gradient and
+padding are NumPy views and reductions.
+Small matrix products (:func:`matmul`, the linear layer) avoid BLAS's thread pool.
 
 Same signatures and semantics as :mod:`convscope.kernels.reference`, which is the spec.
 Arguments are already validated and normalised by the caller. Float32 and float64 inputs
@@ -133,6 +136,24 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, algo
     if algo == "direct" and np.isfinite(x).all():
         return direct.conv2d_grad_weight(gy, x, tuple(kernel_hw), padding, dilation, groups)
     return gemm.conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups)
+
+
+# --------------------------------------------------------------------------- matmul
+
+SMALL_PRODUCT = 1 << 21  # multiply-adds; up to this a product runs without BLAS's threads
+
+
+def matmul(a, b):
+    """``a @ b`` for 2-D arrays; small products by ``np.einsum`` on the calling thread.
+
+    A BLAS call with two threads leaves its threads spinning for a while afterwards; on two
+    cores they then compete with the compiled loops' threads (a 64 x 1690 x 10 product
+    before a pooling loop made that loop 8-40x slower, measured). A small product on one
+    thread costs a fraction of a millisecond and wakes no thread pool.
+    """
+    if a.shape[0] * a.shape[1] * b.shape[1] <= SMALL_PRODUCT:
+        return np.einsum("ij,jk->ik", a, b)
+    return a @ b
 
 
 # --------------------------------------------------------------------------- pooling
@@ -269,6 +290,8 @@ def avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad):
     (oh, ow), divisor = _avg_setup(
         x.shape[2:], kernel, stride, padding, ceil_mode, count_include_pad
     )
+    if x.size >= loops.SMALL:  # one compiled pass; NumPy below for small inputs
+        return loops.avg_pool2d(x, kernel, stride, padding, divisor)
     xp = _pool_padded(x, kernel, stride, padding, (1, 1), (oh, ow), 0)
     total = np.zeros((*x.shape[:2], oh, ow), dtype=x.dtype)
     for u in range(kernel[0]):

@@ -1,4 +1,4 @@
-"""Max pooling and ReLU by compiled loops: plain-Python wrappers around :mod:`._jit.pool`.
+"""Max and average pooling and ReLU by compiled loops: wrappers around :mod:`._jit.pool`.
 
 One pass over the input instead of NumPy's several (window view, argmax, gather, index
 arithmetic), and both cores. Small arrays stay with NumPy: starting the threads costs
@@ -10,12 +10,28 @@ from __future__ import annotations
 import numpy as np
 
 SMALL = 1 << 15  # values; below this NumPy is faster than waking the threads
+RUN = 4096  # values per task of the elementwise loops (must match ``_jit.pool.RUN``)
 
 
 def _jit():
+    from ._heap import keep_heap
     from ._jit import pool
 
+    keep_heap()  # once per process (see :mod:`._heap`)
     return pool
+
+
+def _run(loop, tasks, work, *args):
+    """Dynamic chunks, one thread below ``direct.SERIAL_WORK`` (see :func:`.direct._run`).
+
+    ``work`` is in vector multiply-add units: a scalar step of a pooling loop counts 16,
+    a value streamed by ReLU counts 4 (memory-bound, but the arrays come from DRAM in a
+    training step, where two cores move about 1.5-2x the bytes of one), as does a value of
+    the pooling gradient.
+    """
+    from .direct import _run as run
+
+    run(loop, tasks, work, *args)
 
 
 def max_pool2d(x, kernel, stride, padding, dilation, out_hw):
@@ -24,28 +40,42 @@ def max_pool2d(x, kernel, stride, padding, dilation, out_hw):
     y = np.empty((n, c, *out_hw), dtype=x.dtype)
     idx = np.empty((n, c, *out_hw), dtype=np.int64)
     if y.size:
-        _jit().max_pool(np.ascontiguousarray(x).reshape(n * c, h, w), tuple(kernel),
-                        tuple(stride), tuple(padding), tuple(dilation),
-                        y.reshape(n * c, *out_hw), idx.reshape(n * c, *out_hw))
+        _run(_jit().max_pool, n * c, 16 * y.size * kernel[0] * kernel[1],
+             np.ascontiguousarray(x).reshape(n * c, h, w), tuple(kernel), tuple(stride),
+             tuple(padding), tuple(dilation), y.reshape(n * c, *out_hw),
+             idx.reshape(n * c, *out_hw))
     return y, idx
 
 
 def max_pool2d_grad(gy, idx, input_hw):
     """Scatter-add ``gy`` onto the winners ``idx`` (``-1``: no winner, skipped)."""
     n, c = gy.shape[:2]
-    gx = np.zeros((n, c, *input_hw), dtype=gy.dtype)
-    if gy.size:
-        _jit().max_pool_grad(np.ascontiguousarray(gy).reshape(n * c, *gy.shape[2:]),
-                             np.ascontiguousarray(idx).reshape(n * c, *gy.shape[2:]),
-                             gx.reshape(n * c, *input_hw))
+    if gy.size == 0:
+        return np.zeros((n, c, *input_hw), dtype=gy.dtype)
+    gx = np.empty((n, c, *input_hw), dtype=gy.dtype)  # the loop zeroes each plane
+    if gx.size:
+        _run(_jit().max_pool_grad, n * c, 4 * gx.size,
+             np.ascontiguousarray(gy).reshape(n * c, *gy.shape[2:]),
+             np.ascontiguousarray(idx).reshape(n * c, *gy.shape[2:]), gx.reshape(n * c, *input_hw))
     return gx
+
+
+def avg_pool2d(x, kernel, stride, padding, divisor):
+    """Window sums / ``divisor`` (H_out, W_out), as :func:`convscope.kernels.fast.avg_pool2d`."""
+    n, c, h, w = x.shape
+    y = np.empty((n, c, *divisor.shape), dtype=x.dtype)
+    if y.size:
+        _run(_jit().avg_pool, n * c, 16 * y.size * kernel[0] * kernel[1] // 4,
+             np.ascontiguousarray(x).reshape(n * c, h, w), tuple(kernel), tuple(stride),
+             tuple(padding), divisor.astype(x.dtype), y.reshape(n * c, *divisor.shape))
+    return y
 
 
 def relu(x):
     if x.size < SMALL or not x.flags.c_contiguous:
         return np.where(x <= 0, x.dtype.type(0), x)
     y = np.empty_like(x)
-    _jit().relu(x.reshape(-1), y.reshape(-1))
+    _run(_jit().relu, -(-x.size // RUN), 4 * x.size, x.reshape(-1), y.reshape(-1))
     return y
 
 
@@ -53,5 +83,6 @@ def relu_grad(gy, x):
     if x.size < SMALL or not (x.flags.c_contiguous and gy.flags.c_contiguous):
         return np.where(x <= 0, gy.dtype.type(0), gy)
     gx = np.empty_like(gy)
-    _jit().relu_grad(gy.reshape(-1), x.reshape(-1), gx.reshape(-1))
+    _run(_jit().relu_grad, -(-x.size // RUN), 4 * x.size, gy.reshape(-1), x.reshape(-1),
+         gx.reshape(-1))
     return gx

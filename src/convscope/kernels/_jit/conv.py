@@ -6,14 +6,18 @@ reads ``xf[n, c * Hp * Wp + (r + u*dh) * Wp + q + v*dw]``: writing ``p = r * Wp 
 output on a grid as wide as the *padded* input) that is ``xf[n, p + offs[k]]`` with one
 fixed offset per kernel entry ``k = (c, u, v)``. So every kernel entry reads a contiguous
 run of ``xf`` and consecutive outputs ``p .. p + 15`` are one vector load. The last
-``kw - 1`` columns of each output row (``q >= W_out``) are garbage and are dropped by the
-caller; ``xf`` has enough zero slack after the last plane that no load leaves the array.
+``kw - 1`` columns of each output row (``q >= W_out``) are garbage: the forward loop
+computes a task's rows into a buffer in cache and copies only the valid columns out;
+``xf`` has enough zero slack after the last plane that no load leaves the array.
 
 The blocking. The forward loop computes 4 output channels x 4 vectors of ``p`` (64
 float32 outputs) in 16 vector accumulators held in registers; each step over ``k`` loads 4
 input vectors and 4 weights and does 16 fused multiply-adds. Channels left over (fewer
-than 4 in a group) take a 1-channel x 4-vector block. The weight-gradient loop blocks
-4 channels x 4 kernel entries the same way, summing over positions in its registers.
+than 4 in a group) take a 1-channel x 4-vector block. The weight-gradient loops block
+4 channels x 4 kernel entries the same way, summing over positions in their registers;
+with few channels the work is split over images (each task lays its images out in the
+flat layout in buffers of its own and keeps a partial sum, added up in task order),
+otherwise over channel and kernel-entry blocks.
 
 Tasks are independent (no two write the same value) and every sum runs in a fixed order,
 so results do not depend on the number of threads or on how tasks are handed out.
@@ -29,73 +33,119 @@ from .simd import lanes, vfma, vload, vsplat, vstore
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
 
-@njit(parallel=True, **_OPTS)
-def conv_forward(xf, w4, b4, w1, b1, offs, gstride, y):
-    """``y[n, g*og + o, p] = bias + sum_k weight[o, k] * xf[n, g*gstride + offs[k] + p]``.
+@njit(inline="always", **_OPTS)
+def _copy(dst, d, src, s, n):
+    """``dst[d : d + n] = src[s : s + n]`` on flat arrays, by vectors then values.
 
-    xf (N, Lx); offs (K,); y (N, G*og, Pp) with ``Pp`` a multiple of ``4 * lanes``.
-    Channels ``o < 4B`` of each group: w4 (G, B, K, 4), b4 (G, B, 4), channel ``4b + j``
-    is ``w4[g, b, :, j]``. Channels ``4B <= o < og``: w1 (G, og - 4B, K), b1 (G, og - 4B).
+    For the short rows copied here a slice assignment (two array views built, with their
+    reference counts, per row) costs more than the copy (measured 1.5x on the depthwise
+    loop), and a plain element loop is not vectorised.
+    """
+    L = lanes(dst)
+    if n < L:
+        for j in range(n):
+            dst[d + j] = src[s + j]
+        return
+    j = 0
+    while j + L <= n:
+        vstore(dst, d + j, vload(src, s + j))
+        j += L
+    if j < n:  # the last vector overlaps the one before (same values written twice)
+        vstore(dst, d + n - L, vload(src, s + n - L))
+
+
+@njit(inline="always", **_OPTS)
+def _block4(x, base, w, bias, offs, out, o, at):
+    """4 channels x 4 vectors: ``out[o+j, at:] = bias[j] + sum_k w[k, j] * x[base+offs[k]:]``."""
+    L = lanes(x)
+    s0, s1 = vsplat(x, bias[0]), vsplat(x, bias[1])
+    s2, s3 = vsplat(x, bias[2]), vsplat(x, bias[3])
+    a00, a01, a02, a03 = s0, s0, s0, s0
+    a10, a11, a12, a13 = s1, s1, s1, s1
+    a20, a21, a22, a23 = s2, s2, s2, s2
+    a30, a31, a32, a33 = s3, s3, s3, s3
+    for k in range(offs.size):
+        p = base + offs[k]
+        x0, x1 = vload(x, p), vload(x, p + L)
+        x2, x3 = vload(x, p + 2 * L), vload(x, p + 3 * L)
+        e = vsplat(x, w[k, 0])
+        a00, a01 = vfma(e, x0, a00), vfma(e, x1, a01)
+        a02, a03 = vfma(e, x2, a02), vfma(e, x3, a03)
+        e = vsplat(x, w[k, 1])
+        a10, a11 = vfma(e, x0, a10), vfma(e, x1, a11)
+        a12, a13 = vfma(e, x2, a12), vfma(e, x3, a13)
+        e = vsplat(x, w[k, 2])
+        a20, a21 = vfma(e, x0, a20), vfma(e, x1, a21)
+        a22, a23 = vfma(e, x2, a22), vfma(e, x3, a23)
+        e = vsplat(x, w[k, 3])
+        a30, a31 = vfma(e, x0, a30), vfma(e, x1, a31)
+        a32, a33 = vfma(e, x2, a32), vfma(e, x3, a33)
+    r = out[o]
+    vstore(r, at, a00), vstore(r, at + L, a01)
+    vstore(r, at + 2 * L, a02), vstore(r, at + 3 * L, a03)
+    r = out[o + 1]
+    vstore(r, at, a10), vstore(r, at + L, a11)
+    vstore(r, at + 2 * L, a12), vstore(r, at + 3 * L, a13)
+    r = out[o + 2]
+    vstore(r, at, a20), vstore(r, at + L, a21)
+    vstore(r, at + 2 * L, a22), vstore(r, at + 3 * L, a23)
+    r = out[o + 3]
+    vstore(r, at, a30), vstore(r, at + L, a31)
+    vstore(r, at + 2 * L, a32), vstore(r, at + 3 * L, a33)
+
+
+@njit(inline="always", **_OPTS)
+def _block1(x, base, w, bias, offs, out, at):
+    """1 channel x 4 vectors: ``out[at ...] = bias + sum_k w[k] * x[base + offs[k] ...]``."""
+    L = lanes(x)
+    a0 = vsplat(x, bias)
+    a1, a2, a3 = a0, a0, a0
+    for k in range(offs.size):
+        p = base + offs[k]
+        e = vsplat(x, w[k])
+        a0, a1 = vfma(e, vload(x, p), a0), vfma(e, vload(x, p + L), a1)
+        a2, a3 = vfma(e, vload(x, p + 2 * L), a2), vfma(e, vload(x, p + 3 * L), a3)
+    vstore(out, at, a0), vstore(out, at + L, a1)
+    vstore(out, at + 2 * L, a2), vstore(out, at + 3 * L, a3)
+
+
+@njit(parallel=True, **_OPTS)
+def conv_forward(xf, w4, b4, w1, b1, offs, gstride, wp, rows, y):
+    """``y[n, g*og + o, r, q] = bias + sum_k weight[o, k] * xf[n, g*gstride + offs[k] + r*wp + q]``.
+
+    xf (N, Lx); offs (K,); y (N, G*og, H_out, W_out). Channels ``o < 4B`` of each group
+    (``og' = 4B + b1.shape[1]`` computed, ``og <= og'``: a zero kernel may pad a group):
+    w4 (G, B, K, 4), b4 (G, B, 4), channel ``4b + j`` is ``w4[g, b, :, j]``; the others
+    w1 (G, og' - 4B, K), b1 (G, og' - 4B). A task computes ``rows`` output rows of one
+    image, all channels, over the flat positions ``r * wp + q`` (``wp`` wide, from the
+    task's first row; the last block may run past its rows: ``xf`` has the slack), into
+    a buffer in cache, then copies the valid ``q < W_out`` columns to ``y`` (no separate
+    pass over a full-size flat output).
     """
     n_img, n_grp, n_b4, n_b1 = xf.shape[0], w4.shape[0], w4.shape[1], w1.shape[1]
-    kk = offs.size
-    og = y.shape[1] // n_grp
+    og_c = 4 * n_b4 + n_b1
+    og, oh, ow = y.shape[1] // n_grp, y.shape[2], y.shape[3]
     L = lanes(xf)
-    n_p = y.shape[2] // (4 * L)
-    for t in prange(n_img * n_p):
-        i, p0 = t // n_p, t % n_p * 4 * L
+    n_c = (oh + rows - 1) // rows
+    for t in prange(n_img * n_c):
+        i, r0 = t // n_c, t % n_c * rows
+        r1 = min(oh, r0 + rows)
+        n_blk = ((r1 - r0) * wp + 4 * L - 1) // (4 * L)
+        buf = np.empty((og_c, n_blk * 4 * L), xf.dtype)
         x = xf[i]
         for g in range(n_grp):
-            base = g * gstride + p0
-            for b in range(n_b4):
-                w = w4[g, b]
-                s0, s1 = vsplat(x, b4[g, b, 0]), vsplat(x, b4[g, b, 1])
-                s2, s3 = vsplat(x, b4[g, b, 2]), vsplat(x, b4[g, b, 3])
-                a00, a01, a02, a03 = s0, s0, s0, s0
-                a10, a11, a12, a13 = s1, s1, s1, s1
-                a20, a21, a22, a23 = s2, s2, s2, s2
-                a30, a31, a32, a33 = s3, s3, s3, s3
-                for k in range(kk):
-                    at = base + offs[k]
-                    x0, x1 = vload(x, at), vload(x, at + L)
-                    x2, x3 = vload(x, at + 2 * L), vload(x, at + 3 * L)
-                    e = vsplat(x, w[k, 0])
-                    a00, a01 = vfma(e, x0, a00), vfma(e, x1, a01)
-                    a02, a03 = vfma(e, x2, a02), vfma(e, x3, a03)
-                    e = vsplat(x, w[k, 1])
-                    a10, a11 = vfma(e, x0, a10), vfma(e, x1, a11)
-                    a12, a13 = vfma(e, x2, a12), vfma(e, x3, a13)
-                    e = vsplat(x, w[k, 2])
-                    a20, a21 = vfma(e, x0, a20), vfma(e, x1, a21)
-                    a22, a23 = vfma(e, x2, a22), vfma(e, x3, a23)
-                    e = vsplat(x, w[k, 3])
-                    a30, a31 = vfma(e, x0, a30), vfma(e, x1, a31)
-                    a32, a33 = vfma(e, x2, a32), vfma(e, x3, a33)
-                o = g * og + 4 * b
-                out = y[i, o]
-                vstore(out, p0, a00), vstore(out, p0 + L, a01)
-                vstore(out, p0 + 2 * L, a02), vstore(out, p0 + 3 * L, a03)
-                out = y[i, o + 1]
-                vstore(out, p0, a10), vstore(out, p0 + L, a11)
-                vstore(out, p0 + 2 * L, a12), vstore(out, p0 + 3 * L, a13)
-                out = y[i, o + 2]
-                vstore(out, p0, a20), vstore(out, p0 + L, a21)
-                vstore(out, p0 + 2 * L, a22), vstore(out, p0 + 3 * L, a23)
-                out = y[i, o + 3]
-                vstore(out, p0, a30), vstore(out, p0 + L, a31)
-                vstore(out, p0 + 2 * L, a32), vstore(out, p0 + 3 * L, a33)
-            for j in range(n_b1):
-                w = w1[g, j]
-                a0 = vsplat(x, b1[g, j])
-                a1, a2, a3 = a0, a0, a0
-                for k in range(kk):
-                    at = base + offs[k]
-                    e = vsplat(x, w[k])
-                    a0, a1 = vfma(e, vload(x, at), a0), vfma(e, vload(x, at + L), a1)
-                    a2, a3 = vfma(e, vload(x, at + 2 * L), a2), vfma(e, vload(x, at + 3 * L), a3)
-                out = y[i, g * og + 4 * n_b4 + j]
-                vstore(out, p0, a0), vstore(out, p0 + L, a1)
-                vstore(out, p0 + 2 * L, a2), vstore(out, p0 + 3 * L, a3)
+            base = g * gstride + r0 * wp
+            for blk in range(n_blk):
+                at = blk * 4 * L
+                for b in range(n_b4):
+                    _block4(x, base + at, w4[g, b], b4[g, b], offs, buf, 4 * b, at)
+                for j in range(n_b1):
+                    _block1(x, base + at, w1[g, j], b1[g, j], offs, buf[4 * n_b4 + j], at)
+            for o in range(og):
+                out, src = y[i, g * og + o], buf[o]
+                for r in range(r0, r1):  # slice copies: an element loop is not vectorised
+                    row = (r - r0) * wp
+                    out[r, :] = src[row : row + ow]
 
 
 @njit(parallel=True, **_OPTS)
@@ -178,6 +228,36 @@ def conv_weight_grad(xf, gf, offs, gstride, n_b4, kb_per_task, gwv):
 
 
 @njit(parallel=True, **_OPTS)
+def pack(x, top, left, hp, wp, xf):
+    """x (N, C, H, W) into xf (N, C*hp*wp + slack): zero-padded planes, then zeros.
+
+    One plane per task; every value of ``xf`` is written once (the padding and the slack
+    with zeros).
+    """
+    n, c, h, w = x.shape
+    plane = hp * wp
+    xflat, flat = x.ravel(), xf.ravel()
+    size = xf.shape[1]
+    for t in prange(n * c):  # index loops, not slices: a slice builds a counted view
+        i, ch = t // c, t % c
+        at = i * size + ch * plane
+        for j in range(at, at + top * wp):
+            flat[j] = 0
+        for r in range(h):
+            row = at + (top + r) * wp
+            for j in range(row, row + left):
+                flat[j] = 0
+            _copy(flat, row + left, xflat, (t * h + r) * w, w)
+            for j in range(row + left + w, row + wp):
+                flat[j] = 0
+        for j in range(at + (top + h) * wp, at + plane):
+            flat[j] = 0
+        if ch == c - 1:
+            for j in range(i * size + c * plane, (i + 1) * size):
+                flat[j] = 0
+
+
+@njit(parallel=True, **_OPTS)
 def depthwise(x, w, bias, top, left, hp, wp, offs, y):
     """Depthwise convolution, one input plane per task, read and written in place.
 
@@ -193,13 +273,12 @@ def depthwise(x, w, bias, top, left, hp, wp, offs, y):
     L = lanes(x)
     pp = (oh * wp + 4 * L - 1) // (4 * L) * 4 * L
     size = hp * wp + pp - oh * wp + wp
+    xflat, yflat = x.ravel(), y.ravel()
     for t in prange(planes):
         c = t % n_ch
         buf = np.zeros(size, x.dtype)
         for r in range(h):
-            at = (r + top) * wp + left
-            for q in range(wd):
-                buf[at + q] = x[t, r, q]
+            _copy(buf, (r + top) * wp + left, xflat, (t * h + r) * wd, wd)
         out = np.empty(pp, x.dtype)
         wc = w[c]
         for p0 in range(0, pp, 4 * L):
@@ -213,5 +292,100 @@ def depthwise(x, w, bias, top, left, hp, wp, offs, y):
             vstore(out, p0, a0), vstore(out, p0 + L, a1)
             vstore(out, p0 + 2 * L, a2), vstore(out, p0 + 3 * L, a3)
         for r in range(oh):
-            for q in range(ow):
-                y[t, r, q] = out[r * wp + q]
+            _copy(yflat, (t * oh + r) * ow, out, r * wp, ow)
+
+
+@njit(parallel=True, **_OPTS)
+def conv_weight_grad_images(xs, gy, top, left, hp, wp, pp, slack, offs, gstride, n_b4,
+                            per_task, gwp):
+    """The weight gradient as :func:`conv_weight_grad`, split over images instead.
+
+    xs (N, C, H, W) and gy (N, O, H_out, W_out) in their own layouts: each task lays one
+    image at a time out in the flat padded layout in two buffers of its own (in cache:
+    no padded copy of the whole batch), input at ``(top, left)`` of ``hp x wp`` planes
+    plus ``slack`` zeros, gradient rows ``wp`` apart in ``pp`` positions, zeros elsewhere.
+    gwp (T, G, og, K4, lanes), zeroed by the caller: task ``t`` sums images
+    ``t * per_task ...`` into ``gwp[t]`` (the caller adds the tasks' partial sums in task
+    order: deterministic). For each chunk of 1024 positions of an image, every channel
+    block and every kernel entry is done before the next chunk, so the input and the
+    gradient are read from memory once (the other split reads them once per task; for
+    few channels that traffic, not the multiply-adds, sets the time).
+    """
+    n_img, n_c, h, w = xs.shape
+    n_out, oh, ow = gy.shape[1], gy.shape[2], gy.shape[3]
+    n_grp, og, k4 = gwp.shape[1], gwp.shape[2], gwp.shape[3]
+    plane = hp * wp
+    L = lanes(gwp)
+    n_o, n_kb = n_b4 + og - 4 * n_b4, k4 // 4
+    chunk = 1024
+    for t in prange(gwp.shape[0]):
+        acc = gwp[t]
+        x = np.zeros(n_c * plane + slack, gwp.dtype)  # the padding stays zero
+        gb = np.zeros((n_out, pp), gwp.dtype)  # the garbage columns and the tail stay zero
+        for i in range(t * per_task, min(n_img, (t + 1) * per_task)):
+            for c in range(n_c):
+                for r in range(h):
+                    at = c * plane + (r + top) * wp + left
+                    x[at : at + w] = xs[i, c, r]
+            for c in range(n_out):
+                for r in range(oh):
+                    gb[c, r * wp : r * wp + ow] = gy[i, c, r]
+            for p0 in range(0, pp, chunk):
+                p1 = min(p0 + chunk, pp)
+                for g in range(n_grp):
+                    for ob in range(n_o):
+                        for kb in range(n_kb):
+                            k = 4 * kb
+                            d0, d1 = g * gstride + offs[k], g * gstride + offs[k + 1]
+                            d2, d3 = g * gstride + offs[k + 2], g * gstride + offs[k + 3]
+                            if ob < n_b4:
+                                o = 4 * ob
+                                c = g * og + o
+                                g0, g1, g2, g3 = gb[c], gb[c + 1], gb[c + 2], gb[c + 3]
+                                r0, r1 = acc[g, o], acc[g, o + 1]
+                                r2, r3 = acc[g, o + 2], acc[g, o + 3]
+                                a00, a01 = vload(r0[k], 0), vload(r0[k + 1], 0)
+                                a02, a03 = vload(r0[k + 2], 0), vload(r0[k + 3], 0)
+                                a10, a11 = vload(r1[k], 0), vload(r1[k + 1], 0)
+                                a12, a13 = vload(r1[k + 2], 0), vload(r1[k + 3], 0)
+                                a20, a21 = vload(r2[k], 0), vload(r2[k + 1], 0)
+                                a22, a23 = vload(r2[k + 2], 0), vload(r2[k + 3], 0)
+                                a30, a31 = vload(r3[k], 0), vload(r3[k + 1], 0)
+                                a32, a33 = vload(r3[k + 2], 0), vload(r3[k + 3], 0)
+                                for p in range(p0, p1, L):
+                                    x0, x1 = vload(x, d0 + p), vload(x, d1 + p)
+                                    x2, x3 = vload(x, d2 + p), vload(x, d3 + p)
+                                    e = vload(g0, p)
+                                    a00, a01 = vfma(e, x0, a00), vfma(e, x1, a01)
+                                    a02, a03 = vfma(e, x2, a02), vfma(e, x3, a03)
+                                    e = vload(g1, p)
+                                    a10, a11 = vfma(e, x0, a10), vfma(e, x1, a11)
+                                    a12, a13 = vfma(e, x2, a12), vfma(e, x3, a13)
+                                    e = vload(g2, p)
+                                    a20, a21 = vfma(e, x0, a20), vfma(e, x1, a21)
+                                    a22, a23 = vfma(e, x2, a22), vfma(e, x3, a23)
+                                    e = vload(g3, p)
+                                    a30, a31 = vfma(e, x0, a30), vfma(e, x1, a31)
+                                    a32, a33 = vfma(e, x2, a32), vfma(e, x3, a33)
+                                vstore(r0[k], 0, a00), vstore(r0[k + 1], 0, a01)
+                                vstore(r0[k + 2], 0, a02), vstore(r0[k + 3], 0, a03)
+                                vstore(r1[k], 0, a10), vstore(r1[k + 1], 0, a11)
+                                vstore(r1[k + 2], 0, a12), vstore(r1[k + 3], 0, a13)
+                                vstore(r2[k], 0, a20), vstore(r2[k + 1], 0, a21)
+                                vstore(r2[k + 2], 0, a22), vstore(r2[k + 3], 0, a23)
+                                vstore(r3[k], 0, a30), vstore(r3[k + 1], 0, a31)
+                                vstore(r3[k + 2], 0, a32), vstore(r3[k + 3], 0, a33)
+                            else:
+                                o = 4 * n_b4 + ob - n_b4
+                                g0 = gb[g * og + o]
+                                r0 = acc[g, o]
+                                a0, a1 = vload(r0[k], 0), vload(r0[k + 1], 0)
+                                a2, a3 = vload(r0[k + 2], 0), vload(r0[k + 3], 0)
+                                for p in range(p0, p1, L):
+                                    e = vload(g0, p)
+                                    a0 = vfma(e, vload(x, d0 + p), a0)
+                                    a1 = vfma(e, vload(x, d1 + p), a1)
+                                    a2 = vfma(e, vload(x, d2 + p), a2)
+                                    a3 = vfma(e, vload(x, d3 + p), a3)
+                                vstore(r0[k], 0, a0), vstore(r0[k + 1], 0, a1)
+                                vstore(r0[k + 2], 0, a2), vstore(r0[k + 3], 0, a3)

@@ -5,16 +5,49 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .simd import lanes, veven, vfma, vload, vpick, vsplat, vstore, vstore_index
+
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+
+
+@njit(**_OPTS)
+def _window(x, t, top, left, kh, kw, dh, dw, h, w):
+    """One window, bounds checked: ``(best, at)`` by the reference's rule.
+
+    The window's cells inside the input are scanned in row-major order; a larger value or
+    a NaN takes over (so the first maximum wins, or the last NaN); the winner starts as
+    the first real cell, so a window of -inf values points at a real cell; ``at = -1``
+    when the window holds no input cell.
+    """
+    best = -np.inf
+    at = -1
+    for u in range(kh):
+        hi = top + u * dh
+        if hi < 0 or hi >= h:
+            continue
+        for v in range(kw):
+            wi = left + v * dw
+            if wi < 0 or wi >= w:
+                continue
+            value = x[t, hi, wi]
+            # Written as selects, not branches: random data mispredicts them.
+            take = (value > best) | (value != value) | (at < 0)
+            at = hi * w + wi if take else at
+            best = value if (value > best) | (value != value) else best
+    return best, at
 
 
 @njit(parallel=True, **_OPTS)
 def max_pool(x, kernel, stride, padding, dilation, y, idx):
     """``y``/``idx`` (N*C, H_out, W_out) from ``x`` (N*C, H, W): the reference's rule.
 
-    The window's cells inside the input are scanned in row-major order; a larger value or
-    a NaN takes over (so the first maximum wins, or the last NaN); the winner starts as
-    the first real cell, so a window of -inf values points at a real cell.
+    Windows that lie wholly inside the input (interior rows and columns) scan their cells
+    by a table of flat offsets and record the winner's cell number, turned into the flat
+    index at the end: with stride 1 or 2, a vector of output columns at a time (stride 2
+    takes the even lanes of two loads), then four columns at a time (four independent
+    compare-select chains instead of one); the other windows take :func:`_window`, with bounds
+    checks. Both scan the cells in row-major order with the same rule, so the results are
+    those of the reference.
     """
     planes, h, w = x.shape
     oh, ow = y.shape[1], y.shape[2]
@@ -22,39 +55,101 @@ def max_pool(x, kernel, stride, padding, dilation, y, idx):
     sh, sw = stride
     ph, pw = padding
     dh, dw = dilation
+    kk = kh * kw
+    offs = np.empty(kk, np.int64)
+    for u in range(kh):
+        for v in range(kw):
+            offs[u * kw + v] = u * dh * w + v * dw
+    qa = min(ow, (pw + sw - 1) // sw)  # first column whose window starts inside
+    reach = w - 1 + pw - (kw - 1) * dw  # interior columns: q * sw <= reach
+    qb = max(qa, min(ow, reach // sw + 1)) if reach >= 0 else qa
+    L = lanes(x)
+    # vector columns: stride 1 or 2, the window (and, for stride 2, one more cell) inside
+    reach_v = reach - (sw - 1)
+    qv = max(qa, min(qb, reach_v // sw + 1)) if reach_v >= 0 and sw <= 2 else qa
+    yflat, iflat = y.ravel(), idx.ravel()
     for t in prange(planes):
+        xt = x[t].ravel()
         for r in range(oh):
             top = r * sh - ph
-            for q in range(ow):
-                left = q * sw - pw
-                best = -np.inf
-                at = -1
-                for u in range(kh):
-                    hi = top + u * dh
-                    if hi < 0 or hi >= h:
-                        continue
-                    for v in range(kw):
-                        wi = left + v * dw
-                        if wi < 0 or wi >= w:
-                            continue
-                        value = x[t, hi, wi]
-                        # Written as selects, not branches: random data mispredicts them.
-                        take = (value > best) | (value != value) | (at < 0)
-                        at = hi * w + wi if take else at
-                        best = value if (value > best) | (value != value) else best
-                y[t, r, q] = best
-                idx[t, r, q] = at
+            if top < 0 or top + (kh - 1) * dh >= h:  # window rows leave the input
+                for q in range(ow):
+                    y[t, r, q], idx[t, r, q] = _window(x, t, top, q * sw - pw, kh, kw, dh, dw,
+                                                       h, w)
+                continue
+            for q in range(qa):
+                y[t, r, q], idx[t, r, q] = _window(x, t, top, q * sw - pw, kh, kw, dh, dw, h, w)
+            for q in range(qb, ow):
+                y[t, r, q], idx[t, r, q] = _window(x, t, top, q * sw - pw, kh, kw, dh, dw, h, w)
+            q = qa
+            while q < qv and qv - qa >= L:  # L columns per step (stride 2: even lanes)
+                q = min(q, qv - L)  # the last vector overlaps the one before: same values
+                b0 = top * w + q * sw - pw
+                if sw == 1:
+                    m = vload(xt, b0)
+                else:
+                    m = veven(vload(xt, b0), vload(xt, b0 + L))
+                kv = vsplat(xt, 0)  # the winner's offset from b0 (small: exact in floats)
+                for j in range(1, kk):
+                    at = b0 + offs[j]
+                    if sw == 1:
+                        cell = vload(xt, at)
+                    else:
+                        cell = veven(vload(xt, at), vload(xt, at + L))
+                    kv = vpick(cell, m, vsplat(xt, offs[j]), kv)
+                    m = vpick(cell, m, cell, m)
+                vstore(yflat, (t * oh + r) * ow + q, m)
+                vstore_index(iflat, (t * oh + r) * ow + q, kv, b0, sw)
+                q += L
+            while q + 4 <= qb:
+                b0 = top * w + q * sw - pw
+                b1, b2, b3 = b0 + sw, b0 + 2 * sw, b0 + 3 * sw
+                m0, m1, m2, m3 = xt[b0], xt[b1], xt[b2], xt[b3]
+                k0, k1, k2, k3 = 0, 0, 0, 0
+                for j in range(1, kk):
+                    o = offs[j]
+                    v0, v1, v2, v3 = xt[b0 + o], xt[b1 + o], xt[b2 + o], xt[b3 + o]
+                    t0 = (v0 > m0) | (v0 != v0)
+                    t1 = (v1 > m1) | (v1 != v1)
+                    t2 = (v2 > m2) | (v2 != v2)
+                    t3 = (v3 > m3) | (v3 != v3)
+                    k0 = j if t0 else k0
+                    k1 = j if t1 else k1
+                    k2 = j if t2 else k2
+                    k3 = j if t3 else k3
+                    m0 = v0 if t0 else m0
+                    m1 = v1 if t1 else m1
+                    m2 = v2 if t2 else m2
+                    m3 = v3 if t3 else m3
+                y[t, r, q], y[t, r, q + 1], y[t, r, q + 2], y[t, r, q + 3] = m0, m1, m2, m3
+                idx[t, r, q], idx[t, r, q + 1] = b0 + offs[k0], b1 + offs[k1]
+                idx[t, r, q + 2], idx[t, r, q + 3] = b2 + offs[k2], b3 + offs[k3]
+                q += 4
+            for col in range(q, qb):
+                base = top * w + col * sw - pw
+                best = xt[base]
+                k = 0
+                for j in range(1, kk):
+                    value = xt[base + offs[j]]
+                    take = (value > best) | (value != value)
+                    k = j if take else k
+                    best = value if take else best
+                y[t, r, col] = best
+                idx[t, r, col] = base + offs[k]
 
 
 @njit(parallel=True, **_OPTS)
 def max_pool_grad(gy, idx, gx):
     """``gx[t].flat[idx[t, r, q]] += gy[t, r, q]``, one plane per task, in output order.
 
-    ``idx = -1`` marks a window with no input cell: nothing to credit.
+    ``gx`` need not be zeroed: each task zeroes its plane first (in cache, the same pass
+    that the scatter then finds there). ``idx = -1`` marks a window with no input cell:
+    nothing to credit.
     """
     planes, oh, ow = gy.shape
     for t in prange(planes):
         flat = gx[t].ravel()
+        flat[:] = 0
         for r in range(oh):
             for q in range(ow):
                 at = idx[t, r, q]
@@ -62,16 +157,104 @@ def max_pool_grad(gy, idx, gx):
                     flat[at] += gy[t, r, q]
 
 
+@njit(**_OPTS)
+def _avg_window(x, t, top, left, kh, kw, h, w, y, r, q):
+    """``y[t, r, q]`` = the sum of the window's cells inside the input (row-major, from 0)."""
+    y[t, r, q] = 0  # accumulated in y: the input's precision, as the NumPy version
+    for u in range(kh):
+        hi = top + u
+        if 0 <= hi < h:
+            for v in range(kw):
+                wi = left + v
+                if 0 <= wi < w:
+                    y[t, r, q] += x[t, hi, wi]
+
+
 @njit(parallel=True, **_OPTS)
-def relu(x, y):
-    """``y = 0 where x <= 0 else x`` on flat arrays (NaN passes through)."""
-    for i in prange(x.size):
+def avg_pool(x, kernel, stride, padding, div, y):
+    """``y`` (N*C, H_out, W_out) = window sums of ``x`` (N*C, H, W) / ``div`` (H_out, W_out).
+
+    Padding cells add nothing (they are zeros). Interior windows with stride 1 or 2 go a
+    vector of output columns at a time (the last vector overlapping the one before), the
+    cells added in row-major order from zero as everywhere else; the division follows.
+    """
+    planes, h, w = x.shape
+    oh, ow = y.shape[1], y.shape[2]
+    kh, kw = kernel
+    sh, sw = stride
+    ph, pw = padding
+    kk = kh * kw
+    offs = np.empty(kk, np.int64)
+    for u in range(kh):
+        for v in range(kw):
+            offs[u * kw + v] = u * w + v
+    qa = min(ow, (pw + sw - 1) // sw)
+    reach = w - 1 + pw - (kw - 1)
+    qb = max(qa, min(ow, reach // sw + 1)) if reach >= 0 else qa
+    L = lanes(x)
+    reach_v = reach - (sw - 1)
+    qv = max(qa, min(qb, reach_v // sw + 1)) if reach_v >= 0 and sw <= 2 else qa
+    yflat = y.ravel()
+    for t in prange(planes):
+        xt = x[t].ravel()
+        one = vsplat(xt, 1)
+        for r in range(oh):
+            top = r * sh - ph
+            q = 0
+            if top >= 0 and top + kh - 1 < h:
+                q = qa
+                while q < qv and qv - qa >= L:
+                    q = min(q, qv - L)
+                    b0 = top * w + q * sw - pw
+                    acc = vsplat(xt, 0)
+                    for j in range(kk):
+                        at = b0 + offs[j]
+                        if sw == 1:
+                            cell = vload(xt, at)
+                        else:
+                            cell = veven(vload(xt, at), vload(xt, at + L))
+                        acc = vfma(one, cell, acc)  # 1 * cell + acc: an exact product
+                    vstore(yflat, (t * oh + r) * ow + q, acc)
+                    q += L
+            for col in range(ow):
+                if col < qa or col >= q:
+                    _avg_window(x, t, top, col * sw - pw, kh, kw, h, w, y, r, col)
+                y[t, r, col] = y[t, r, col] / div[r, col]
+
+
+RUN = 4096  # values per task of the elementwise loops
+
+
+@njit(**_OPTS)
+def _relu_run(x, y):
+    for i in range(x.size):
         value = x[i]
         y[i] = 0 if value <= 0 else value
 
 
+@njit(**_OPTS)
+def _relu_grad_run(gy, x, gx):
+    for i in range(x.size):
+        gx[i] = 0 if x[i] <= 0 else gy[i]
+
+
+@njit(parallel=True, **_OPTS)
+def relu(x, y):
+    """``y = 0 where x <= 0 else x`` on flat arrays (NaN passes through), runs of RUN values.
+
+    Each run is a call on slices: written inline, the loop over ``lo..hi`` of the whole
+    array is not vectorised (measured 10x slower).
+    """
+    n = x.size
+    for t in prange((n + RUN - 1) // RUN):
+        lo, hi = t * RUN, min(n, (t + 1) * RUN)
+        _relu_run(x[lo:hi], y[lo:hi])
+
+
 @njit(parallel=True, **_OPTS)
 def relu_grad(gy, x, gx):
-    """``gx = 0 where x <= 0 else gy`` on flat arrays."""
-    for i in prange(x.size):
-        gx[i] = 0 if x[i] <= 0 else gy[i]
+    """``gx = 0 where x <= 0 else gy`` on flat arrays, runs of RUN values."""
+    n = x.size
+    for t in prange((n + RUN - 1) // RUN):
+        lo, hi = t * RUN, min(n, (t + 1) * RUN)
+        _relu_grad_run(gy[lo:hi], x[lo:hi], gx[lo:hi])

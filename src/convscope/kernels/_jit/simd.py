@@ -14,6 +14,9 @@ NumPy slices) with a Numba ``overload`` that emits the LLVM vector instruction:
 ``vload(a, i)``               ``a[i : i + lanes]`` of a 1-D contiguous array (unaligned)
 ``vstore(a, i, v)``           ``a[i : i + lanes] = v``
 ``vfma(a, b, c)``             ``a * b + c`` with one rounding per lane
+``vpick(v, m, a, b)``         per lane ``a`` where ``v > m`` or ``v`` is NaN, else ``b``
+``veven(a, b)``               the even lanes of ``a`` then of ``b`` (a stride-2 load)
+``vstore_index(a, i, v, base, step)``  ``a[i + l] = base + l * step + int(v[l])`` (int64 ``a``)
 
 No bounds are checked: callers guarantee ``0 <= i`` and ``i + lanes <= len(a)``.
 """
@@ -51,6 +54,18 @@ def vstore(a, i, v):
 
 def vfma(a, b, c):
     return (a * b + c).astype(a.dtype)
+
+
+def vpick(v, m, a, b):
+    return np.where((v > m) | (v != v), a, b).astype(a.dtype)
+
+
+def veven(a, b):
+    return np.concatenate([a, b])[::2].copy()
+
+
+def vstore_index(a, i, v, base, step):
+    a[i : i + len(v)] = base + np.arange(len(v)) * step + v.astype(np.int64)
 
 
 # --------------------------------------------------------------------------- Numba side
@@ -135,6 +150,65 @@ def _fma(typingctx, a, b, c):
         return builder.call(fn, args)
 
     return a(a, b, c), codegen
+
+
+@intrinsic
+def _pick(typingctx, v, m, a, b):
+    def codegen(context, builder, sig, args):
+        value, best, x, y = args
+        take = builder.or_(builder.fcmp_ordered(">", value, best),
+                           builder.fcmp_unordered("uno", value, value))
+        return builder.select(take, x, y)
+
+    return a(v, m, a, b), codegen
+
+
+@intrinsic
+def _even(typingctx, a, b):
+    def codegen(context, builder, sig, args):
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), a.lanes), list(range(0, 2 * a.lanes, 2)))
+        return builder.shuffle_vector(args[0], args[1], mask)
+
+    return a(a, b), codegen
+
+
+@intrinsic
+def _store_index(typingctx, a, i, v, base, step):
+    def codegen(context, builder, sig, args):
+        arr, at, vec, b0, st = args
+        i64 = ir.IntType(64)
+        vt = ir.VectorType(i64, v.lanes)
+        ints = builder.fptosi(vec, vt)
+        b0 = context.cast(builder, b0, sig.args[3], types.int64)
+        st = context.cast(builder, st, sig.args[4], types.int64)
+        undef = ir.Constant(vt, ir.Undefined)
+        zeros = ir.Constant(ir.VectorType(ir.IntType(32), v.lanes), [0] * v.lanes)
+        first = ir.Constant(ir.IntType(32), 0)
+        bv = builder.shuffle_vector(builder.insert_element(undef, b0, first), undef, zeros)
+        sv = builder.shuffle_vector(builder.insert_element(undef, st, first), undef, zeros)
+        lanes_v = ir.Constant(vt, list(range(v.lanes)))
+        total = builder.add(builder.add(bv, builder.mul(lanes_v, sv)), ints)
+        data = context.make_array(a)(context, builder, arr).data
+        ptr = builder.bitcast(builder.gep(data, [at]), vt.as_pointer())
+        builder.store(total, ptr, align=8)
+        return context.get_dummy_value()
+
+    return types.none(a, types.intp, v, types.intp, types.intp), codegen
+
+
+@overload(vstore_index)
+def _vstore_index_impl(a, i, v, base, step):
+    return lambda a, i, v, base, step: _store_index(a, i, v, base, step)
+
+
+@overload(vpick)
+def _vpick_impl(v, m, a, b):
+    return lambda v, m, a, b: _pick(v, m, a, b)
+
+
+@overload(veven)
+def _veven_impl(a, b):
+    return lambda a, b: _even(a, b)
 
 
 @overload(lanes)
