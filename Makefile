@@ -22,3 +22,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo-output build src/*.egg-info
+
+lint: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check ruff
+	$(BIN)/ruff check src tests benchmarks

@@ -18,10 +18,16 @@ import sys
 import time
 
 TASKS = {
-    "digits": ("8x8x1 | conv(16, 3, padding=1) | relu | maxpool(2) | conv(32, 3, padding=1) | relu"
-               " | maxpool(2) | flatten | linear(10)", 15),
-    "shapes": ("64x64x3 | conv(10, 3) | relu | conv(10, 3) | relu | maxpool(2) | conv(10, 3) | relu"
-               " | conv(10, 3) | relu | maxpool(2) | flatten | linear(10)", 20),
+    "digits": (
+        "8x8x1 | conv(16, 3, padding=1) | relu | maxpool(2) | conv(32, 3, padding=1) | relu"
+        " | maxpool(2) | flatten | linear(10)",
+        15,
+    ),
+    "shapes": (
+        "64x64x3 | conv(10, 3) | relu | conv(10, 3) | relu | maxpool(2) | conv(10, 3) | relu"
+        " | conv(10, 3) | relu | maxpool(2) | flatten | linear(10)",
+        20,
+    ),
 }
 LR, BATCH, SEED = 2e-3, 16, 0
 
@@ -52,8 +58,11 @@ def run_torch(task: str, epochs: int) -> dict:
     for m in ours:
         name = type(m).__name__
         if name == "Conv2d":
-            layers.append(torch.nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size,
-                                          padding=m.padding[0][0]))
+            layers.append(
+                torch.nn.Conv2d(
+                    m.in_channels, m.out_channels, m.kernel_size, padding=m.padding[0][0]
+                )
+            )
         elif name == "ReLU":
             layers.append(torch.nn.ReLU())
         elif name == "MaxPool2d":
@@ -75,7 +84,7 @@ def run_torch(task: str, epochs: int) -> dict:
             step += 1
             for group in opt.param_groups:
                 group["lr"] = LR * min(1.0, step / steps)
-            idx = order[i:i + BATCH]
+            idx = order[i : i + BATCH]
             loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
@@ -96,28 +105,54 @@ def main() -> None:
         lib, task, epochs = args.worker
         if lib == "torch":
             import torch
+
             torch.set_num_threads(args.threads)
         fn = run_torch if lib == "torch" else run_convscope
         print(json.dumps(fn(task, int(epochs))))
         return
-    env = dict(os.environ, **{v: str(args.threads) for v in (
-        "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")})
+    env = dict(
+        os.environ,
+        **{
+            v: str(args.threads)
+            for v in (
+                "OMP_NUM_THREADS",
+                "OPENBLAS_NUM_THREADS",
+                "MKL_NUM_THREADS",
+                "NUMBA_NUM_THREADS",
+            )
+        },
+    )
     try:
         import torch  # noqa: F401
+
         libs = ["convscope", "torch"]
     except ImportError:
         libs = ["convscope"]
-    rows = []
     for task, (_, epochs) in TASKS.items():
         epochs = 3 if args.quick else epochs
         for lib in libs:
-            out = subprocess.run([sys.executable, __file__, "--threads", str(args.threads),
-                                  "--worker", lib, task, str(epochs)],
-                                 env=env, capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--threads",
+                    str(args.threads),
+                    "--worker",
+                    lib,
+                    task,
+                    str(epochs),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             res = json.loads(out.stdout.strip().splitlines()[-1])
-            rows.append((task, epochs, lib, res["test_accuracy"], res["seconds"]))
-            print(f"{task:7} {epochs:3d} epochs  {lib:9}  test accuracy {res['test_accuracy'] * 100:5.1f}%"
-                  f"  {res['seconds']:6.1f} s", flush=True)
+            print(
+                f"{task:7} {epochs:3d} epochs  {lib:9}  "
+                f"test accuracy {res['test_accuracy'] * 100:5.1f}%  {res['seconds']:6.1f} s",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ import numpy as np
 import convscope as cs
 
 
-def numeric_grads(f: Callable[..., float], arrays: Sequence[np.ndarray], eps: float = 1e-6
-                  ) -> list[np.ndarray]:
+def numeric_grads(
+    f: Callable[..., float], arrays: Sequence[np.ndarray], eps: float = 1e-6
+) -> list[np.ndarray]:
     """d f / d a for every array a, by central differences (arrays are perturbed in place)."""
     out = []
     for a in arrays:
@@ -27,8 +28,13 @@ def numeric_grads(f: Callable[..., float], arrays: Sequence[np.ndarray], eps: fl
     return out
 
 
-def check_gradients(fn: Callable[..., cs.Tensor], *arrays: np.ndarray, seed: int = 0,
-                    atol: float = 1e-6, rtol: float = 1e-4) -> int:
+def check_gradients(
+    fn: Callable[..., cs.Tensor],
+    *arrays: np.ndarray,
+    seed: int = 0,
+    atol: float = 1e-6,
+    rtol: float = 1e-4,
+) -> int:
     """Compare autograd's vector-Jacobian product with finite differences, in float64.
 
     ``fn`` maps tensors to a tensor; the scalar checked is ``sum(fn(...) * R)`` for a fixed
@@ -48,9 +54,10 @@ def check_gradients(fn: Callable[..., cs.Tensor], *arrays: np.ndarray, seed: int
     out.backward(r)
     numeric = numeric_grads(scalar, arrays)
     compared = 0
-    for i, (leaf, num) in enumerate(zip(leaves, numeric)):
+    for i, (leaf, num) in enumerate(zip(leaves, numeric, strict=True)):
         assert leaf.grad is not None, f"input {i} got no gradient"
-        np.testing.assert_allclose(leaf.grad.numpy(), num, atol=atol, rtol=rtol,
-                                   err_msg=f"gradient of input {i}")
+        np.testing.assert_allclose(
+            leaf.grad.numpy(), num, atol=atol, rtol=rtol, err_msg=f"gradient of input {i}"
+        )
         compared += num.size
     return compared

@@ -7,13 +7,13 @@ import weakref
 
 import numpy as np
 import pytest
-from gradcheck import check_gradients
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convscope as cs
 import convscope.functional as F
 from convscope.errors import GradError, ShapeError
+from gradcheck import check_gradients
 
 rng = np.random.default_rng(1)
 

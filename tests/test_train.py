@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 import convscope as cs
-from convscope.errors import ArgumentError
-from convscope.errors import FileFormatError
+from convscope.errors import ArgumentError, FileFormatError
 from convscope.safetensors import load_file, read_metadata
 
 SPEC = "16x16x3 | conv(6, 3, padding=1) | relu | maxpool(2) | dropout(0.2) | flatten | linear(10)"

@@ -17,13 +17,13 @@ from . import functional as functional
 from . import nn as nn
 from . import optim as optim
 from . import shapes as shapes
+from .explain import explain as explain  # noqa: E402  (the function, not the module)
+from .spec import parse as parse
 from .tensor import Tensor as Tensor
 from .tensor import enable_grad as enable_grad
 from .tensor import is_grad_enabled as is_grad_enabled
 from .tensor import no_grad as no_grad
 from .tensor import tensor as tensor
-from .explain import explain as explain  # noqa: E402  (the function, not the module)
-from .spec import parse as parse
 
 __version__ = "0.1.0"
 

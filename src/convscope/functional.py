@@ -24,8 +24,19 @@ from .errors import ArgumentError, ArgumentTypeError, ShapeError, message
 from .tensor import Tensor, as_array, make
 
 __all__ = [
-    "conv2d", "max_pool2d", "avg_pool2d", "relu", "linear", "flatten", "pad",
-    "softmax", "log_softmax", "cross_entropy", "mse_loss", "batch_norm", "dropout",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "relu",
+    "linear",
+    "flatten",
+    "pad",
+    "softmax",
+    "log_softmax",
+    "cross_entropy",
+    "mse_loss",
+    "batch_norm",
+    "dropout",
 ]
 
 _PAD_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -39,8 +50,12 @@ def as_tensor(value: Any, where: str, name: str = "input") -> Tensor:
         raise ArgumentTypeError(message(where, f"`{name}` is None", f"pass an array as `{name}`"))
     arr = as_array(value, where, np.float32)
     if not arr.flags.c_contiguous:  # e.g. a np.broadcast_to view: the copy is real memory
-        shapes.check_size(arr.shape, where, what=f"the contiguous copy of `{name}`",
-                          fix="pass less data at a time (a smaller batch or image)")
+        shapes.check_size(
+            arr.shape,
+            where,
+            what=f"the contiguous copy of `{name}`",
+            fix="pass less data at a time (a smaller batch or image)",
+        )
     return Tensor._wrap(np.ascontiguousarray(arr))
 
 
@@ -50,10 +65,14 @@ def _batched(x: Tensor, where: str, what: str = "input") -> tuple[Tensor, bool]:
         return x, False
     if x.ndim == 3:
         return x.reshape((1,) + x.shape), True
-    raise ShapeError(message(
-        where, f"expected a 4-D {what} (N, C, H, W) or a 3-D volume (C, H, W), got {x.ndim}-D",
-        "images read as H x W x C need x.transpose(2, 0, 1); add a batch axis with x[None]",
-        f"{what} shape {x.shape}"))
+    raise ShapeError(
+        message(
+            where,
+            f"expected a 4-D {what} (N, C, H, W) or a 3-D volume (C, H, W), got {x.ndim}-D",
+            "images read as H x W x C need x.transpose(2, 0, 1); add a batch axis with x[None]",
+            f"{what} shape {x.shape}",
+        )
+    )
 
 
 def _dtype(*ts: Tensor | None) -> np.dtype:
@@ -69,8 +88,15 @@ def _unbatch(y: Tensor, unbatched: bool) -> Tensor:
 
 
 # --------------------------------------------------------------------------- convolution
-def conv2d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
-           dilation: Any = 1, groups: int = 1) -> Tensor:
+def conv2d(
+    input: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Tensor:
     """2-D convolution: every kernel slides over the volume; each position gives one value.
 
     Parameters
@@ -95,20 +121,39 @@ def conv2d(input: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: 
     return conv2d_at(input, weight, bias, stride, padding, dilation, groups, "conv2d")
 
 
-def conv2d_at(input: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
-              groups: Any, where: str) -> Tensor:
+def conv2d_at(
+    input: Any,
+    weight: Any,
+    bias: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    groups: Any,
+    where: str,
+) -> Tensor:
     """:func:`conv2d` with the caller's name in its error messages (used by layers)."""
     x, unbatched = _batched(as_tensor(input, where), where)
     w = as_tensor(weight, where, "weight")
     if w.ndim != 4:
-        raise ShapeError(message(where, f"weight must be 4-D (C_out, C_in/groups, kH, kW), got {w.ndim}-D",
-                                 "pass one kernel per output channel", f"weight shape {w.shape}"))
+        raise ShapeError(
+            message(
+                where,
+                f"weight must be 4-D (C_out, C_in/groups, kH, kW), got {w.ndim}-D",
+                "pass one kernel per output channel",
+                f"weight shape {w.shape}",
+            )
+        )
     geo = shapes.conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, where)
     b = None if bias is None else as_tensor(bias, where, "bias")
     if b is not None and b.shape != (w.shape[0],):
-        raise ShapeError(message(where, f"bias must have one value per kernel ({w.shape[0]})",
-                                 f"pass a bias of shape ({w.shape[0]},) or bias=None",
-                                 f"bias shape {b.shape}"))
+        raise ShapeError(
+            message(
+                where,
+                f"bias must have one value per kernel ({w.shape[0]})",
+                f"pass a bias of shape ({w.shape[0]},) or bias=None",
+                f"bias shape {b.shape}",
+            )
+        )
     shapes.check_size((x.shape[0], w.shape[0]) + geo.out_hw, where)
     dt = _dtype(x, w, b)
     xd, wd, bd = _arr(x, dt), _arr(w, dt), _arr(b, dt)
@@ -137,54 +182,97 @@ def pad(input: Any, padding: Any, mode: str = "zeros") -> Tensor:
     where = "pad"
     x, unbatched = _batched(as_tensor(input, where), where)
     if mode not in _PAD_MODES:
-        raise ArgumentError(message(where, f"unknown padding mode {mode!r}",
-                                    f"use one of {', '.join(_PAD_MODES)}", f"mode={mode!r}"))
+        raise ArgumentError(
+            message(
+                where,
+                f"unknown padding mode {mode!r}",
+                f"use one of {', '.join(_PAD_MODES)}",
+                f"mode={mode!r}",
+            )
+        )
     p = shapes.conv_padding(padding, (1, 1), (1, 1), where)
     assert not isinstance(p, str)
     (pt, pb), (pl, pr) = p
     h, w = x.shape[2:]
-    if mode in ("reflect", "circular") and (max(pt, pb) > h - (mode == "reflect")
-                                            or max(pl, pr) > w - (mode == "reflect")):
+    if mode in ("reflect", "circular") and (
+        max(pt, pb) > h - (mode == "reflect") or max(pl, pr) > w - (mode == "reflect")
+    ):
         limit = "smaller than" if mode == "reflect" else "at most"
-        raise ShapeError(message(where, f"{mode} padding must be {limit} the input size",
-                                 "use less padding or padding_mode='zeros'",
-                                 f"input {h}x{w}, padding {p}"))
+        raise ShapeError(
+            message(
+                where,
+                f"{mode} padding must be {limit} the input size",
+                "use less padding or padding_mode='zeros'",
+                f"input {h}x{w}, padding {p}",
+            )
+        )
     y = kernels.pad2d(np.ascontiguousarray(x.data), p, mode)
-    return _unbatch(make(y, (x,), lambda g: x._accumulate(kernels.pad2d_grad(g, p, mode)), "pad"),
-                    unbatched)
+    return _unbatch(
+        make(y, (x,), lambda g: x._accumulate(kernels.pad2d_grad(g, p, mode)), "pad"), unbatched
+    )
 
 
 # --------------------------------------------------------------------------- pooling
-def max_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
-               dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
+def max_pool2d(
+    input: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Any:
     """Max over each ``kernel_size`` window (padding counts as -inf).
 
     Shape:
         ``H_out = floor((H + 2 * padding - dilation * (kernel_size - 1) - 1) / stride) + 1``
         (``ceil`` with ``ceil_mode``, dropping a last window that starts in the padding).
     """
-    return max_pool2d_at(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
-                         "max_pool2d")
+    return max_pool2d_at(
+        input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, "max_pool2d"
+    )
 
 
-def max_pool2d_at(input: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
-                  ceil_mode: bool, return_indices: bool, where: str) -> Any:
+def max_pool2d_at(
+    input: Any,
+    kernel_size: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    ceil_mode: bool,
+    return_indices: bool,
+    where: str,
+) -> Any:
     x, unbatched = _batched(as_tensor(input, where), where)
-    k, s, p, d, out_hw = shapes.pool_geometry(x.shape[2:], kernel_size, stride, padding,
-                                              dilation, bool(ceil_mode), where)
+    k, s, p, d, out_hw = shapes.pool_geometry(
+        x.shape[2:], kernel_size, stride, padding, dilation, bool(ceil_mode), where
+    )
     shapes.check_size(x.shape[:2] + out_hw, where, itemsize=x.dtype.itemsize + 8)  # + indices
     xd = np.ascontiguousarray(x.data)
     y, idx = kernels.max_pool2d(xd, k, s, p, d, bool(ceil_mode))
     hw = x.shape[2:]
-    out = _unbatch(make(y, (x,), lambda g: x._accumulate(kernels.max_pool2d_grad(
-        np.ascontiguousarray(g), idx, hw)), "max_pool2d"), unbatched)
+    out = _unbatch(
+        make(
+            y,
+            (x,),
+            lambda g: x._accumulate(kernels.max_pool2d_grad(np.ascontiguousarray(g), idx, hw)),
+            "max_pool2d",
+        ),
+        unbatched,
+    )
     if return_indices:
         return out, (idx[0] if unbatched else idx)
     return out
 
 
-def avg_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
-               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+def avg_pool2d(
+    input: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> Tensor:
     """Mean over each ``kernel_size`` window.
 
     Explicit zero padding counts toward the mean only with ``count_include_pad``; the overhang
@@ -193,29 +281,46 @@ def avg_pool2d(input: Any, kernel_size: Any, stride: Any = None, padding: Any = 
     Shape:
         ``H_out = floor((H + 2 * padding - kernel_size) / stride) + 1`` (``ceil`` with ceil_mode).
     """
-    return avg_pool2d_at(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                         "avg_pool2d")
+    return avg_pool2d_at(
+        input, kernel_size, stride, padding, ceil_mode, count_include_pad, "avg_pool2d"
+    )
 
 
-def avg_pool2d_at(input: Any, kernel_size: Any, stride: Any, padding: Any, ceil_mode: bool,
-                  count_include_pad: bool, where: str) -> Tensor:
+def avg_pool2d_at(
+    input: Any,
+    kernel_size: Any,
+    stride: Any,
+    padding: Any,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    where: str,
+) -> Tensor:
     x, unbatched = _batched(as_tensor(input, where), where)
-    k, s, p, _, out_hw = shapes.pool_geometry(x.shape[2:], kernel_size, stride, padding, 1,
-                                              bool(ceil_mode), where)
+    k, s, p, _, out_hw = shapes.pool_geometry(
+        x.shape[2:], kernel_size, stride, padding, 1, bool(ceil_mode), where
+    )
     shapes.check_size(x.shape[:2] + out_hw, where, itemsize=x.dtype.itemsize)
     args = (k, s, p, bool(ceil_mode), bool(count_include_pad))
     y = kernels.avg_pool2d(np.ascontiguousarray(x.data), *args)
     hw = x.shape[2:]
-    return _unbatch(make(y, (x,), lambda g: x._accumulate(kernels.avg_pool2d_grad(
-        np.ascontiguousarray(g), hw, *args)), "avg_pool2d"), unbatched)
+    return _unbatch(
+        make(
+            y,
+            (x,),
+            lambda g: x._accumulate(kernels.avg_pool2d_grad(np.ascontiguousarray(g), hw, *args)),
+            "avg_pool2d",
+        ),
+        unbatched,
+    )
 
 
 # --------------------------------------------------------------------------- activations, dense
 def relu(input: Any) -> Tensor:
     """``max(x, 0)`` elementwise; the gradient at 0 is 0, as in PyTorch."""
     x = as_tensor(input, "relu")
-    return make(kernels.relu(x.data), (x,),
-                lambda g: x._accumulate(kernels.relu_grad(g, x.data)), "relu")
+    return make(
+        kernels.relu(x.data), (x,), lambda g: x._accumulate(kernels.relu_grad(g, x.data)), "relu"
+    )
 
 
 def linear(input: Any, weight: Any, bias: Any = None, where: str = "linear") -> Tensor:
@@ -223,15 +328,25 @@ def linear(input: Any, weight: Any, bias: Any = None, where: str = "linear") -> 
     x = as_tensor(input, where)
     w = as_tensor(weight, where, "weight")
     if w.ndim != 2:
-        raise ShapeError(message(where, f"weight must be 2-D (out_features, in_features), got {w.ndim}-D",
-                                 "pass a matrix", f"weight shape {w.shape}"))
+        raise ShapeError(
+            message(
+                where,
+                f"weight must be 2-D (out_features, in_features), got {w.ndim}-D",
+                "pass a matrix",
+                f"weight shape {w.shape}",
+            )
+        )
     if x.ndim < 1 or x.shape[-1] != w.shape[1]:
         got = x.shape[-1] if x.ndim else "a scalar"
-        raise ShapeError(message(
-            where, f"expects {w.shape[1]} input features, got {got}",
-            f"make the previous layer produce {w.shape[1]} values per example (after flatten: "
-            f"H x W x D), or build this layer with in_features={got}",
-            f"input shape {x.shape}"))
+        raise ShapeError(
+            message(
+                where,
+                f"expects {w.shape[1]} input features, got {got}",
+                f"make the previous layer produce {w.shape[1]} values per example (after flatten: "
+                f"H x W x D), or build this layer with in_features={got}",
+                f"input shape {x.shape}",
+            )
+        )
     lead = x.shape[:-1]
     shapes.check_size(lead + (w.shape[0],), where, itemsize=_dtype(x, w).itemsize)
     x2 = x.reshape(-1, w.shape[1]) if x.ndim != 2 else x
@@ -239,8 +354,14 @@ def linear(input: Any, weight: Any, bias: Any = None, where: str = "linear") -> 
     if bias is not None:
         b = as_tensor(bias, where, "bias")
         if b.shape != (w.shape[0],):
-            raise ShapeError(message(where, f"bias must have {w.shape[0]} values",
-                                     f"pass a bias of shape ({w.shape[0]},)", f"bias shape {b.shape}"))
+            raise ShapeError(
+                message(
+                    where,
+                    f"bias must have {w.shape[0]} values",
+                    f"pass a bias of shape ({w.shape[0]},)",
+                    f"bias shape {b.shape}",
+                )
+            )
     y = _linear(x2, w, b)
     return y.reshape(lead + (w.shape[0],)) if x.ndim != 2 else y
 
@@ -270,9 +391,15 @@ def flatten(input: Any, start_dim: int = 1, end_dim: int = -1) -> Tensor:
         _check_dim(dim, nd, name, "flatten", x.shape)
     a, b = start_dim % nd, end_dim % nd
     if a > b:
-        raise ArgumentError(message("flatten", "start_dim must come before end_dim",
-                                    "use flatten(x, 1, -1)", f"start_dim={start_dim}, end_dim={end_dim}"))
-    shape = x.shape[:a] + (math.prod(x.shape[a:b + 1]),) + x.shape[b + 1:]
+        raise ArgumentError(
+            message(
+                "flatten",
+                "start_dim must come before end_dim",
+                "use flatten(x, 1, -1)",
+                f"start_dim={start_dim}, end_dim={end_dim}",
+            )
+        )
+    shape = x.shape[:a] + (math.prod(x.shape[a : b + 1]),) + x.shape[b + 1 :]
     return x.reshape(shape)
 
 
@@ -280,12 +407,23 @@ def flatten(input: Any, start_dim: int = 1, end_dim: int = -1) -> Tensor:
 def _check_dim(dim: Any, ndim: int, name: str, where: str, shape: tuple[int, ...]) -> None:
     """An axis argument: an int in ``[-ndim, ndim)`` (PyTorch's rule)."""
     if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
-        raise ArgumentTypeError(message(where, f"`{name}` must be an int (an axis)",
-                                        f"pass e.g. {name}=1", f"{name}={dim!r}"))
+        raise ArgumentTypeError(
+            message(
+                where,
+                f"`{name}` must be an int (an axis)",
+                f"pass e.g. {name}=1",
+                f"{name}={dim!r}",
+            )
+        )
     if not -ndim <= dim < ndim:
-        raise ArgumentError(message(where, f"`{name}` must be in [{-ndim}, {ndim - 1}] for a "
-                                    f"{ndim}-D input", f"pass e.g. {name}=-1",
-                                    f"{name}={dim}, input shape {shape}"))
+        raise ArgumentError(
+            message(
+                where,
+                f"`{name}` must be in [{-ndim}, {ndim - 1}] for a {ndim}-D input",
+                f"pass e.g. {name}=-1",
+                f"{name}={dim}, input shape {shape}",
+            )
+        )
 
 
 def log_softmax(input: Any, dim: int = -1) -> Tensor:
@@ -295,8 +433,9 @@ def log_softmax(input: Any, dim: int = -1) -> Tensor:
     shifted = x.data - x.data.max(axis=dim, keepdims=True)
     out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
     soft = np.exp(out)
-    return make(out, (x,), lambda g: x._accumulate(g - soft * g.sum(axis=dim, keepdims=True)),
-                "log_softmax")
+    return make(
+        out, (x,), lambda g: x._accumulate(g - soft * g.sum(axis=dim, keepdims=True)), "log_softmax"
+    )
 
 
 def softmax(input: Any, dim: int = -1) -> Tensor:
@@ -311,8 +450,14 @@ def _reduce(loss: Tensor, reduction: str, where: str) -> Tensor:
         return loss.sum()
     if reduction == "none":
         return loss
-    raise ArgumentError(message(where, f"unknown reduction {reduction!r}",
-                                "use 'mean', 'sum' or 'none'", f"reduction={reduction!r}"))
+    raise ArgumentError(
+        message(
+            where,
+            f"unknown reduction {reduction!r}",
+            "use 'mean', 'sum' or 'none'",
+            f"reduction={reduction!r}",
+        )
+    )
 
 
 def cross_entropy(input: Any, target: Any, reduction: str = "mean") -> Tensor:
@@ -321,24 +466,53 @@ def cross_entropy(input: Any, target: Any, reduction: str = "mean") -> Tensor:
     x = as_tensor(input, where)
     t = np.asarray(target.data if isinstance(target, Tensor) else target)
     if x.ndim != 2:
-        raise ShapeError(message(where, f"expected logits of shape (N, classes), got {x.ndim}-D",
-                                 "flatten and add a linear layer before the loss", f"input shape {x.shape}"))
+        raise ShapeError(
+            message(
+                where,
+                f"expected logits of shape (N, classes), got {x.ndim}-D",
+                "flatten and add a linear layer before the loss",
+                f"input shape {x.shape}",
+            )
+        )
     if x.shape[1] == 0:
-        raise ShapeError(message(where, "the logits have 0 classes",
-                                 "end the model with one output per class, e.g. linear(10)",
-                                 f"input shape {x.shape}"))
-    if t.dtype.kind not in "iu" and not (t.dtype.kind == "f" and t.size and np.all(t == np.round(t))):
-        raise ArgumentTypeError(message(where, "target must hold integer class indices",
-                                        "pass labels as an int array, e.g. np.array([3, 1, 0])",
-                                        f"target dtype {t.dtype}"))
+        raise ShapeError(
+            message(
+                where,
+                "the logits have 0 classes",
+                "end the model with one output per class, e.g. linear(10)",
+                f"input shape {x.shape}",
+            )
+        )
+    if t.dtype.kind not in "iu" and not (
+        t.dtype.kind == "f" and t.size and np.all(t == np.round(t))
+    ):
+        raise ArgumentTypeError(
+            message(
+                where,
+                "target must hold integer class indices",
+                "pass labels as an int array, e.g. np.array([3, 1, 0])",
+                f"target dtype {t.dtype}",
+            )
+        )
     t = t.astype(np.int64)
     if t.shape != (x.shape[0],):
-        raise ShapeError(message(where, f"target must have one label per example ({x.shape[0]})",
-                                 "pass a 1-D array of labels", f"target shape {t.shape}"))
+        raise ShapeError(
+            message(
+                where,
+                f"target must have one label per example ({x.shape[0]})",
+                "pass a 1-D array of labels",
+                f"target shape {t.shape}",
+            )
+        )
     if t.size and (t.min() < 0 or t.max() >= x.shape[1]):
-        raise ArgumentError(message(where, f"labels must be in [0, {x.shape[1] - 1}]",
-                                    f"the model has {x.shape[1]} outputs; fix the labels or the last layer",
-                                    f"labels from {t.min()} to {t.max()}"))
+        raise ArgumentError(
+            message(
+                where,
+                f"labels must be in [0, {x.shape[1] - 1}]",
+                f"the model has {x.shape[1]} outputs; fix the labels or the last layer",
+                f"labels from {t.min()} to {t.max()}",
+            )
+        )
     logp = log_softmax(x, dim=1)
     picked = logp[np.arange(x.shape[0]), t]
     return _reduce(-picked, reduction, where)
@@ -348,15 +522,28 @@ def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
     """Mean squared error; ``input`` and ``target`` must have the same shape."""
     x, y = as_tensor(input, "mse_loss"), as_tensor(target, "mse_loss", "target")
     if x.shape != y.shape:
-        raise ShapeError(message("mse_loss", "input and target must have the same shape",
-                                 "reshape one of them", f"input {x.shape}, target {y.shape}"))
+        raise ShapeError(
+            message(
+                "mse_loss",
+                "input and target must have the same shape",
+                "reshape one of them",
+                f"input {x.shape}, target {y.shape}",
+            )
+        )
     return _reduce((x - y) ** 2, reduction, "mse_loss")
 
 
 # --------------------------------------------------------------------------- normalisation, noise
-def batch_norm(input: Any, running_mean: np.ndarray | None, running_var: np.ndarray | None,
-               weight: Any = None, bias: Any = None, training: bool = False,
-               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+def batch_norm(
+    input: Any,
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+    weight: Any = None,
+    bias: Any = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
     """Normalise each channel of (N, C, H, W) by its batch (training) or running statistics.
 
     In training the running statistics are updated in place with the unbiased batch variance,
@@ -365,29 +552,54 @@ def batch_norm(input: Any, running_mean: np.ndarray | None, running_var: np.ndar
     where = "batch_norm"
     x = as_tensor(input, where)
     if x.ndim != 4:
-        raise ShapeError(message(where, f"expected (N, C, H, W), got {x.ndim}-D", "add a batch axis",
-                                 f"input shape {x.shape}"))
+        raise ShapeError(
+            message(
+                where,
+                f"expected (N, C, H, W), got {x.ndim}-D",
+                "add a batch axis",
+                f"input shape {x.shape}",
+            )
+        )
     c = x.shape[1]
-    for name, value in (("running_mean", running_mean), ("running_var", running_var),
-                        ("weight", weight), ("bias", bias)):
+    for name, value in (
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("weight", weight),
+        ("bias", bias),
+    ):
         if value is None:
             if not training and name.startswith("running"):
-                raise ArgumentError(message(where, f"evaluation needs `{name}`",
-                                            "pass the running statistics, or training=True",
-                                            f"{name}=None"))
+                raise ArgumentError(
+                    message(
+                        where,
+                        f"evaluation needs `{name}`",
+                        "pass the running statistics, or training=True",
+                        f"{name}=None",
+                    )
+                )
             continue
         got = np.shape(value.data if isinstance(value, Tensor) else value)
         if got != (c,):
-            raise ShapeError(message(where, f"`{name}` must have one value per channel ({c})",
-                                     f"pass an array of shape ({c},)",
-                                     f"{name} shape {got}, input shape {x.shape}"))
+            raise ShapeError(
+                message(
+                    where,
+                    f"`{name}` must have one value per channel ({c})",
+                    f"pass an array of shape ({c},)",
+                    f"{name} shape {got}, input shape {x.shape}",
+                )
+            )
     axes = (0, 2, 3)
     count = x.shape[0] * x.shape[2] * x.shape[3]
     if training:
         if count <= 1:
-            raise ShapeError(message(where, "training needs more than one value per channel",
-                                     "use a batch larger than 1 or call model.eval()",
-                                     f"input shape {x.shape}"))
+            raise ShapeError(
+                message(
+                    where,
+                    "training needs more than one value per channel",
+                    "use a batch larger than 1 or call model.eval()",
+                    f"input shape {x.shape}",
+                )
+            )
         mean = x.data.mean(axis=axes)
         var = x.data.var(axis=axes)
         if running_mean is not None and running_var is not None:
@@ -417,14 +629,19 @@ def batch_norm(input: Any, running_mean: np.ndarray | None, running_var: np.ndar
     return y
 
 
-def dropout(input: Any, p: float = 0.5, training: bool = True,
-            generator: np.random.Generator | None = None) -> Tensor:
-    """Zero each value with probability ``p`` and scale the rest by ``1 / (1 - p)`` (training only)."""
+def dropout(
+    input: Any, p: float = 0.5, training: bool = True, generator: np.random.Generator | None = None
+) -> Tensor:
+    """Zero each value with probability ``p``, scale the rest by ``1 / (1 - p)`` (training only)."""
     x = as_tensor(input, "dropout")
-    if not isinstance(p, (int, float, np.floating, np.integer)) or isinstance(p, bool) \
-            or not 0.0 <= p <= 1.0:
-        raise ArgumentError(message("dropout", "p must be a probability in [0, 1]", "use p=0.5",
-                                    f"p={p}"))
+    if (
+        not isinstance(p, (int, float, np.floating, np.integer))
+        or isinstance(p, bool)
+        or not 0.0 <= p <= 1.0
+    ):
+        raise ArgumentError(
+            message("dropout", "p must be a probability in [0, 1]", "use p=0.5", f"p={p}")
+        )
     if not training or p == 0.0:
         return x
     rng = generator if generator is not None else np.random.default_rng()

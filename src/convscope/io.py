@@ -39,23 +39,38 @@ _RESERVED = ("format", "convscope_version", "spec", "input_shape", "classes")
 
 def _path(path: object, where: str) -> str:
     if not isinstance(path, (str, os.PathLike)):
-        raise ArgumentTypeError(message(where, "the path must be a str or a pathlib.Path",
-                                        "pass e.g. 'model.safetensors'",
-                                        f"path of type {type(path).__name__}"))
+        raise ArgumentTypeError(
+            message(
+                where,
+                "the path must be a str or a pathlib.Path",
+                "pass e.g. 'model.safetensors'",
+                f"path of type {type(path).__name__}",
+            )
+        )
     return os.fspath(path)  # type: ignore[return-value]
 
 
 def _input_volume(model: Sequential, input_shape: Sequence[int] | None) -> tuple[int, int, int]:
     shape = input_shape if input_shape is not None else getattr(model, "input_shape", None)
     if shape is None or len(shape) != 3:
-        raise ArgumentError(message("save", "the model's input volume is unknown",
-                                    "pass input_shape=(C, H, W), or build the model with cs.parse",
-                                    f"input_shape={shape!r}"))
+        raise ArgumentError(
+            message(
+                "save",
+                "the model's input volume is unknown",
+                "pass input_shape=(C, H, W), or build the model with cs.parse",
+                f"input_shape={shape!r}",
+            )
+        )
     return (int(shape[0]), int(shape[1]), int(shape[2]))
 
 
-def save(model: Sequential, path: str | os.PathLike[str], classes: Sequence[str] | None = None,
-         input_shape: Sequence[int] | None = None, extra: dict[str, Any] | None = None) -> Path:
+def save(
+    model: Sequential,
+    path: str | os.PathLike[str],
+    classes: Sequence[str] | None = None,
+    input_shape: Sequence[int] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Write ``model`` to ``path`` (crash-safe: a complete old or new file, never half of one).
 
     Parameters
@@ -70,16 +85,28 @@ def save(model: Sequential, path: str | os.PathLike[str], classes: Sequence[str]
     from .spec import to_spec
 
     if not isinstance(model, Module):
-        raise ArgumentTypeError(message("save", "expected a model (a Sequential of layers)",
-                                        "pass the model built with cs.parse or nn.Sequential",
-                                        f"model of type {type(model).__name__}"))
+        raise ArgumentTypeError(
+            message(
+                "save",
+                "expected a model (a Sequential of layers)",
+                "pass the model built with cs.parse or nn.Sequential",
+                f"model of type {type(model).__name__}",
+            )
+        )
     path = _path(path, "save")
-    if classes is not None and (isinstance(classes, (str, bytes))
-                                or not isinstance(classes, Sequence)
-                                or not all(isinstance(c, str) for c in classes)):
-        raise ArgumentTypeError(message("save", "classes must be a list of str, one per output",
-                                        "pass e.g. classes=['cat', 'dog'] (str(c) for numbers)",
-                                        f"classes={classes!r:.80}"))
+    if classes is not None and (
+        isinstance(classes, (str, bytes))
+        or not isinstance(classes, Sequence)
+        or not all(isinstance(c, str) for c in classes)
+    ):
+        raise ArgumentTypeError(
+            message(
+                "save",
+                "classes must be a list of str, one per output",
+                "pass e.g. classes=['cat', 'dog'] (str(c) for numbers)",
+                f"classes={classes!r:.80}",
+            )
+        )
     shape = _input_volume(model, input_shape)
     spec = to_spec(model, shape)
     meta = {
@@ -87,22 +114,37 @@ def save(model: Sequential, path: str | os.PathLike[str], classes: Sequence[str]
         "convscope_version": __version__,
         "spec": spec,
         "input_shape": json.dumps(list(shape)),
-        "classes": json.dumps(list(classes) if classes is not None
-                              else list(getattr(model, "classes", None) or [])),
+        "classes": json.dumps(
+            list(classes) if classes is not None else list(getattr(model, "classes", None) or [])
+        ),
     }
     if extra:
         clash = [k for k in extra if k in _RESERVED or not isinstance(k, str)]
         if clash:
-            raise ArgumentError(message("save", f"extra cannot set {clash!r}",
-                                        "use other names; " + ", ".join(_RESERVED) +
-                                        " are written by save", f"extra keys {list(extra)!r:.120}"))
+            raise ArgumentError(
+                message(
+                    "save",
+                    f"extra cannot set {clash!r}",
+                    "use other names; " + ", ".join(_RESERVED) + " are written by save",
+                    f"extra keys {list(extra)!r:.120}",
+                )
+            )
         try:
-            meta.update({k: v if isinstance(v, str) else json.dumps(v, allow_nan=False)
-                         for k, v in extra.items()})
+            meta.update(
+                {
+                    k: v if isinstance(v, str) else json.dumps(v, allow_nan=False)
+                    for k, v in extra.items()
+                }
+            )
         except (TypeError, ValueError) as exc:
-            raise ArgumentTypeError(message("save", "extra values must be str or JSON numbers, "
-                                            "lists and dicts", "convert them, e.g. str(value)",
-                                            str(exc))) from None
+            raise ArgumentTypeError(
+                message(
+                    "save",
+                    "extra values must be str or JSON numbers, lists and dicts",
+                    "convert them, e.g. str(value)",
+                    str(exc),
+                )
+            ) from None
     save_file(path, dict(model.state_dict()), meta)
     return Path(path)
 
@@ -113,9 +155,14 @@ def resolve_model_path(path: str | os.PathLike[str]) -> Path:
     if p.is_dir():
         candidate = p / "model.safetensors"
         if not candidate.is_file():
-            raise FileFormatError(message("load", f"the folder {p} holds no model.safetensors",
-                                          "pass a run folder written by `convscope train`, or the file itself",
-                                          str(p)))
+            raise FileFormatError(
+                message(
+                    "load",
+                    f"the folder {p} holds no model.safetensors",
+                    "pass a run folder written by `convscope train`, or the file itself",
+                    str(p),
+                )
+            )
         return candidate
     if not p.exists():
         raise FileFormatError(message("load", f"no such file: {p}", "check the path", str(p)))
@@ -133,45 +180,75 @@ def load(path: str | os.PathLike[str]) -> Sequential:
     p = resolve_model_path(path)
     meta = read_metadata(p)
     if meta.get("format") != FORMAT or "spec" not in meta:
-        raise FileFormatError(message(
-            "load", f"{p} is a safetensors file but not a convscope model (no model spec in its header)",
-            "for bare weights build the model with cs.parse(spec) and call model.load_state_dict("
-            "cs.safetensors.load_file(path)[0])", f"metadata keys {sorted(meta)[:20]}"))
+        raise FileFormatError(
+            message(
+                "load",
+                f"{p} is a safetensors file but not a convscope model "
+                "(no model spec in its header)",
+                "for bare weights build the model with cs.parse(spec) and call "
+                "model.load_state_dict("
+                "cs.safetensors.load_file(path)[0])",
+                f"metadata keys {sorted(meta)[:20]}",
+            )
+        )
     if len(meta["spec"]) > MAX_SPEC_CHARS:
-        raise FileFormatError(message(
-            "load", f"{p}: the model spec in its header has {len(meta['spec'])} characters, more "
-            f"than the limit of {MAX_SPEC_CHARS}",
-            "this is not a model convscope wrote; re-save it",
-            f"spec starting {meta['spec'][:60]!r}"))
+        raise FileFormatError(
+            message(
+                "load",
+                f"{p}: the model spec in its header has {len(meta['spec'])} characters, more "
+                f"than the limit of {MAX_SPEC_CHARS}",
+                "this is not a model convscope wrote; re-save it",
+                f"spec starting {meta['spec'][:60]!r}",
+            )
+        )
     try:
         model = parse(meta["spec"], seed=0)
         classes = json.loads(meta.get("classes", "[]"))
         shape = json.loads(meta.get("input_shape", "null"))
     except (ValueError, TypeError, RecursionError) as exc:
-        raise FileFormatError(message("load", f"{p} has a damaged header", "re-save the model",
-                                      str(exc)[:500])) from None
+        raise FileFormatError(
+            message("load", f"{p} has a damaged header", "re-save the model", str(exc)[:500])
+        ) from None
     if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
-        raise FileFormatError(message("load", f"{p}: class names must be a list of strings",
-                                      "re-save the model", repr(classes)[:80]))
+        raise FileFormatError(
+            message(
+                "load",
+                f"{p}: class names must be a list of strings",
+                "re-save the model",
+                repr(classes)[:80],
+            )
+        )
     if shape is not None and (not isinstance(shape, list) or tuple(shape) != model.input_shape):
-        raise FileFormatError(message("load", f"{p}: the input volume in its header does not "
-                                      "match its spec", "re-save the model",
-                                      f"input_shape {shape!r:.80}, "
-                                      f"spec volume {model.input_shape}"))
+        raise FileFormatError(
+            message(
+                "load",
+                f"{p}: the input volume in its header does not match its spec",
+                "re-save the model",
+                f"input_shape {shape!r:.80}, spec volume {model.input_shape}",
+            )
+        )
     tensors, _ = load_file(p)
     own = model.state_dict()
     for name, arr in tensors.items():
         want = own.get(name)
         if want is not None and arr.dtype.kind != want.dtype.kind:
-            raise FileFormatError(message(
-                "load", f"{p}: tensor {name!r} has dtype {arr.dtype}, but the model holds "
-                f"{want.dtype} there", "re-save the model (weights are float32)",
-                f"dtype {arr.dtype}, shape {arr.shape}"))
+            raise FileFormatError(
+                message(
+                    "load",
+                    f"{p}: tensor {name!r} has dtype {arr.dtype}, but the model holds "
+                    f"{want.dtype} there",
+                    "re-save the model (weights are float32)",
+                    f"dtype {arr.dtype}, shape {arr.shape}",
+                )
+            )
     try:
         model.load_state_dict(tensors)
     except ValueError as exc:
-        raise FileFormatError(message("load", f"{p}: weights do not match its spec", "re-save the model",
-                                      str(exc)[:500])) from None
+        raise FileFormatError(
+            message(
+                "load", f"{p}: weights do not match its spec", "re-save the model", str(exc)[:500]
+            )
+        ) from None
     model.classes = classes
     model.source = str(p)
     model.metadata = meta

@@ -1,4 +1,5 @@
-"""Optimizers with PyTorch's update rules: ``SGD`` (momentum, Nesterov, weight decay), ``Adam``, ``AdamW``.
+"""Optimizers with PyTorch's update rules: ``SGD`` (momentum, Nesterov, weight decay),
+``Adam``, ``AdamW``.
 
 >>> import convscope as cs
 >>> w = cs.nn.Parameter([1.0, -2.0])
@@ -30,21 +31,37 @@ class Optimizer:
     def __init__(self, params: Iterable[Parameter], lr: float) -> None:
         where = type(self).__name__
         if isinstance(params, (Module, Tensor)) or not isinstance(params, Iterable):
-            raise ArgumentTypeError(message(where, "params must be an iterable of Parameters",
-                                            "pass model.parameters()",
-                                            f"params of type {type(params).__name__}"))
+            raise ArgumentTypeError(
+                message(
+                    where,
+                    "params must be an iterable of Parameters",
+                    "pass model.parameters()",
+                    f"params of type {type(params).__name__}",
+                )
+            )
         self.params = list(params)
         if not self.params:
-            raise ArgumentError(message(where, "got an empty parameter list",
-                                        "pass model.parameters() of a model that has weights"))
+            raise ArgumentError(
+                message(
+                    where,
+                    "got an empty parameter list",
+                    "pass model.parameters() of a model that has weights",
+                )
+            )
         bad = next((p for p in self.params if not isinstance(p, Tensor)), None)
         if bad is not None:
-            raise ArgumentTypeError(message(where, "params must be Parameters (tensors with "
-                                            "requires_grad=True)", "pass model.parameters()",
-                                            f"an item of type {type(bad).__name__}"))
+            raise ArgumentTypeError(
+                message(
+                    where,
+                    "params must be Parameters (tensors with requires_grad=True)",
+                    "pass model.parameters()",
+                    f"an item of type {type(bad).__name__}",
+                )
+            )
         if not (_number(lr) and math.isfinite(lr) and lr >= 0):
-            raise ArgumentError(message(where, "lr must be a non-negative number", "use lr=1e-3",
-                                        f"lr={lr!r}"))
+            raise ArgumentError(
+                message(where, "lr must be a non-negative number", "use lr=1e-3", f"lr={lr!r}")
+            )
         self.lr = float(lr)
         self.state: list[dict[str, np.ndarray]] = [{} for _ in self.params]
         self.steps = 0
@@ -55,7 +72,7 @@ class Optimizer:
 
     def step(self) -> None:
         self.steps += 1
-        for p, state in zip(self.params, self.state):
+        for p, state in zip(self.params, self.state, strict=True):
             if p.grad is not None:
                 self._update(p, p.grad.data.astype(p.dtype, copy=False), state)
 
@@ -83,16 +100,34 @@ def _number(v: object) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
-def _check(where: str, name: str, value: object, low: float, high: float = math.inf,
-           high_open: bool = False, example: str = "0.0") -> None:
+def _check(
+    where: str,
+    name: str,
+    value: object,
+    low: float,
+    high: float = math.inf,
+    high_open: bool = False,
+    example: str = "0.0",
+) -> None:
     """A hyperparameter: a real number in ``[low, high]`` (``[low, high)`` with high_open)."""
     ok = _number(value) and low <= value <= high  # type: ignore[operator]
     ok = ok and not (high_open and value == high)
     if not ok:
-        bound = (f"in [{low}, {high})" if high_open else
-                 f">= {low}" if high == math.inf else f"in [{low}, {high}]")
-        raise ArgumentError(message(where, f"{name} must be a number {bound}",
-                                    f"use {name}={example}", f"{name}={value!r}"))
+        bound = (
+            f"in [{low}, {high})"
+            if high_open
+            else f">= {low}"
+            if high == math.inf
+            else f"in [{low}, {high}]"
+        )
+        raise ArgumentError(
+            message(
+                where,
+                f"{name} must be a number {bound}",
+                f"use {name}={example}",
+                f"{name}={value!r}",
+            )
+        )
 
 
 class SGD(Optimizer):
@@ -102,15 +137,28 @@ class SGD(Optimizer):
     (``b = g`` on the first step); Nesterov uses ``g + momentum * b``; ``p -= lr * g``.
     """
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, momentum: float = 0.0,
-                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False) -> None:
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
         super().__init__(params, lr)
         _check("SGD", "momentum", momentum, 0.0, example="0.9")
         _check("SGD", "dampening", dampening, 0.0, 1.0)
         _check("SGD", "weight_decay", weight_decay, 0.0, example="1e-4")
         if nesterov and (momentum <= 0 or dampening != 0):
-            raise ArgumentError(message("SGD", "nesterov needs momentum > 0 and dampening = 0",
-                                        "use momentum=0.9", f"momentum={momentum}, dampening={dampening}"))
+            raise ArgumentError(
+                message(
+                    "SGD",
+                    "nesterov needs momentum > 0 and dampening = 0",
+                    "use momentum=0.9",
+                    f"momentum={momentum}, dampening={dampening}",
+                )
+            )
         self.momentum, self.dampening = momentum, dampening
         self.weight_decay, self.nesterov = weight_decay, nesterov
 
@@ -133,19 +181,37 @@ class Adam(Optimizer):
 
     decoupled = False
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__(params, lr)
         where = type(self).__name__
-        if not (isinstance(betas, (tuple, list)) and len(betas) == 2
-                and all(_number(b) and 0 <= b < 1 for b in betas)):
-            raise ArgumentError(message(where, "betas must be two numbers in [0, 1)",
-                                        "use betas=(0.9, 0.999)", f"betas={betas!r}"))
+        if not (
+            isinstance(betas, (tuple, list))
+            and len(betas) == 2
+            and all(_number(b) and 0 <= b < 1 for b in betas)
+        ):
+            raise ArgumentError(
+                message(
+                    where,
+                    "betas must be two numbers in [0, 1)",
+                    "use betas=(0.9, 0.999)",
+                    f"betas={betas!r}",
+                )
+            )
         b1, b2 = betas
         _check(where, "eps", eps, 0.0, example="1e-8")
         _check(where, "weight_decay", weight_decay, 0.0, example="1e-2")
-        self.betas, self.eps, self.weight_decay = (float(b1), float(b2)), float(eps), float(weight_decay)
+        self.betas, self.eps, self.weight_decay = (
+            (float(b1), float(b2)),
+            float(eps),
+            float(weight_decay),
+        )
 
     def _update(self, p: Parameter, g: np.ndarray, state: dict[str, Any]) -> None:
         b1, b2 = self.betas
@@ -165,17 +231,22 @@ class Adam(Optimizer):
         m += (1 - b1) * g
         v *= b2
         v += (1 - b2) * g * g
-        step_size = self.lr / (1 - b1 ** t)
-        denom = np.sqrt(v) / math.sqrt(1 - b2 ** t) + self.eps
+        step_size = self.lr / (1 - b1**t)
+        denom = np.sqrt(v) / math.sqrt(1 - b2**t) + self.eps
         p.data -= (step_size * m / denom).astype(p.dtype, copy=False)
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (``p *= 1 - lr * weight_decay``), as ``torch.optim.AdamW``."""
+    """Adam with decoupled weight decay (``p *= 1 - lr * weight_decay``), as torch's AdamW."""
 
     decoupled = True
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2) -> None:
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay)

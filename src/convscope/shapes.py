@@ -142,18 +142,19 @@ def conv_padding(
         if mode == "same":
             if stride == (1, 1):
                 return tuple(  # type: ignore[return-value]
-                    same_padding(1, k, 1, d) for k, d in zip(kernel, dilation)
+                    same_padding(1, k, 1, d) for k, d in zip(kernel, dilation, strict=True)
                 )
             if input_hw is None:
                 return "same"
             return tuple(  # type: ignore[return-value]
                 same_padding(n, k, s, d)
-                for n, k, s, d in zip(input_hw, kernel, stride, dilation)
+                for n, k, s, d in zip(input_hw, kernel, stride, dilation, strict=True)
             )
         raise ArgumentError(
             message(
                 where,
-                "`padding` must be an int, a pair, ((top, bottom), (left, right)), 'valid' or 'same'",
+                "`padding` must be an int, a pair, ((top, bottom), (left, right)), "
+                "'valid' or 'same'",
                 "use padding='same' to keep the size, or padding=0",
                 f"padding={padding!r}",
             )
@@ -270,7 +271,7 @@ def pool_geometry(
     s = k if stride is None else pair(stride, "stride", where)
     p = pair(padding, "padding", where, minimum=0)
     d = pair(dilation, "dilation", where)
-    for pi, ki, di in zip(p, k, d):
+    for pi, ki, di in zip(p, k, d, strict=True):
         if pi > (di * (ki - 1) + 1) // 2:
             raise ArgumentError(
                 message(
@@ -281,7 +282,8 @@ def pool_geometry(
                 )
             )
     out = tuple(
-        pool_out(n, ki, si, pi, di, ceil_mode) for n, ki, si, pi, di in zip(input_hw, k, s, p, d)
+        pool_out(n, ki, si, pi, di, ceil_mode)
+        for n, ki, si, pi, di in zip(input_hw, k, s, p, d, strict=True)
     )
     if min(out) < 1:
         raise ShapeError(

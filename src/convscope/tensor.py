@@ -68,15 +68,25 @@ def as_array(data: Any, where: str = "tensor", dtype: Any = None) -> np.ndarray:
     if isinstance(data, Tensor):
         arr = data.data
     elif data is None:
-        raise ArgumentTypeError(message(where, "expected numbers, got None",
-                                        "pass a numpy array or a list of numbers", "None"))
+        raise ArgumentTypeError(
+            message(
+                where,
+                "expected numbers, got None",
+                "pass a numpy array or a list of numbers",
+                "None",
+            )
+        )
     else:
         try:
             arr = np.asarray(data)
         except (ValueError, TypeError) as exc:  # ragged nested lists
             raise ArgumentTypeError(
-                message(where, "data is not a rectangular array of numbers", "pass a numpy array",
-                        f"{type(data).__name__} ({exc})")
+                message(
+                    where,
+                    "data is not a rectangular array of numbers",
+                    "pass a numpy array",
+                    f"{type(data).__name__} ({exc})",
+                )
             ) from None
     if arr.dtype.kind == "b":
         raise ArgumentTypeError(
@@ -103,16 +113,25 @@ def as_array(data: Any, where: str = "tensor", dtype: Any = None) -> np.ndarray:
             target = np.dtype(object)  # refused just below
         if target.type not in _FLOATS:
             raise ArgumentTypeError(
-                message(where, "dtype must be float32 or float64", "pass dtype=np.float32",
-                        f"dtype={dtype!r}")
+                message(
+                    where,
+                    "dtype must be float32 or float64",
+                    "pass dtype=np.float32",
+                    f"dtype={dtype!r}",
+                )
             )
     elif arr.dtype.type in _FLOATS and isinstance(data, (np.ndarray, np.generic, Tensor)):
         target = arr.dtype  # lists and Python floats become float32, as in torch.tensor
     else:
         target = np.dtype(np.float32)
     if arr.dtype != target:  # a converted copy: refuse it before allocating when too big
-        check_size(arr.shape, where, itemsize=target.itemsize, what=f"the {target} copy",
-                   fix="pass less data at a time (a smaller batch or image)")
+        check_size(
+            arr.shape,
+            where,
+            itemsize=target.itemsize,
+            what=f"the {target} copy",
+            fix="pass less data at a time (a smaller batch or image)",
+        )
     return arr.astype(target, copy=False)
 
 
@@ -151,8 +170,13 @@ class Tensor:
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         arr = as_array(data, "Tensor", dtype)
-        check_size(arr.shape, "Tensor", itemsize=arr.dtype.itemsize, what="the tensor",
-                   fix="pass less data at a time (a smaller batch or image)")
+        check_size(
+            arr.shape,
+            "Tensor",
+            itemsize=arr.dtype.itemsize,
+            what="the tensor",
+            fix="pass less data at a time (a smaller batch or image)",
+        )
         self.data: np.ndarray = np.array(arr, copy=True)
         self.requires_grad = bool(requires_grad)
         self.grad: Tensor | None = None
@@ -204,8 +228,14 @@ class Tensor:
 
     def item(self) -> float:
         if self.size != 1:
-            raise ShapeError(message("Tensor.item", "only a one-element tensor has an item",
-                                     "index or reduce first", f"shape {self.shape}"))
+            raise ShapeError(
+                message(
+                    "Tensor.item",
+                    "only a one-element tensor has an item",
+                    "index or reduce first",
+                    f"shape {self.shape}",
+                )
+            )
         return float(self.data.reshape(()))
 
     def tolist(self) -> Any:
@@ -220,8 +250,14 @@ class Tensor:
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Start (or stop) recording operations on this leaf tensor; returns ``self``."""
         if not self.is_leaf and not requires_grad:
-            raise GradError(message("requires_grad_", "only leaf tensors can stop requiring grad",
-                                    "use .detach()", f"a result of {self._op}"))
+            raise GradError(
+                message(
+                    "requires_grad_",
+                    "only leaf tensors can stop requiring grad",
+                    "use .detach()",
+                    f"a result of {self._op}",
+                )
+            )
         self.requires_grad = requires_grad
         return self
 
@@ -248,22 +284,37 @@ class Tensor:
             d(loss)/d(self), the same shape as ``self``. Optional only for one-element outputs.
         """
         if not self.requires_grad:
-            raise GradError(message(
-                "backward", "this tensor does not require grad, so there is nothing to differentiate",
-                "create the inputs or parameters with requires_grad=True", f"shape {self.shape}"))
+            raise GradError(
+                message(
+                    "backward",
+                    "this tensor does not require grad, so there is nothing to differentiate",
+                    "create the inputs or parameters with requires_grad=True",
+                    f"shape {self.shape}",
+                )
+            )
         if gradient is None:
             if self.size != 1:
-                raise GradError(message(
-                    "backward", "a non-scalar output needs an explicit gradient",
-                    "call y.backward(gradient) with an array of y's shape, or reduce y first (y.sum())",
-                    f"output shape {self.shape}"))
+                raise GradError(
+                    message(
+                        "backward",
+                        "a non-scalar output needs an explicit gradient",
+                        "call y.backward(gradient) with an array of y's shape, "
+                        "or reduce y first (y.sum())",
+                        f"output shape {self.shape}",
+                    )
+                )
             g = np.ones(self.shape, dtype=self.dtype)
         else:
             g = as_array(gradient, "backward", self.dtype)
             if g.shape != self.shape:
-                raise ShapeError(message("backward", "gradient must have the output's shape",
-                                         f"pass an array of shape {self.shape}",
-                                         f"gradient shape {g.shape}"))
+                raise ShapeError(
+                    message(
+                        "backward",
+                        "gradient must have the output's shape",
+                        f"pass an array of shape {self.shape}",
+                        f"gradient shape {g.shape}",
+                    )
+                )
         order = self._topological_order()
         self._gbuf = g
         while order:  # popped, not iterated: a node done is no longer held here, so its
@@ -274,10 +325,14 @@ class Tensor:
                     node.grad = Tensor._wrap(g.copy() if node.grad is None else node.grad.data + g)
                 continue
             if node._backward is None:
-                raise GradError(message(
-                    "backward", "the graph was already freed by an earlier backward() call",
-                    "run the forward pass again before calling backward() a second time",
-                    f"a result of {node._op}"))
+                raise GradError(
+                    message(
+                        "backward",
+                        "the graph was already freed by an earlier backward() call",
+                        "run the forward pass again before calling backward() a second time",
+                        f"a result of {node._op}",
+                    )
+                )
             if g is not None:
                 node._backward(g)
             node._backward, node._parents = None, ()  # free the graph as we go
@@ -301,9 +356,11 @@ class Tensor:
     # ----------------------------------------------------------------- elementwise ops
     def __add__(self, other: Any) -> Tensor:
         o = _lift(other, self)
+
         def bw(g: np.ndarray) -> None:
             self._accumulate(g)
             o._accumulate(g)
+
         return make(self.data + o.data, (self, o), bw, "add")
 
     __radd__ = __add__
@@ -319,18 +376,22 @@ class Tensor:
 
     def __mul__(self, other: Any) -> Tensor:
         o = _lift(other, self)
+
         def bw(g: np.ndarray) -> None:
             self._accumulate(g * o.data)
             o._accumulate(g * self.data)
+
         return make(self.data * o.data, (self, o), bw, "mul")
 
     __rmul__ = __mul__
 
     def __truediv__(self, other: Any) -> Tensor:
         o = _lift(other, self)
+
         def bw(g: np.ndarray) -> None:
             self._accumulate(g / o.data)
             o._accumulate(-g * self.data / (o.data * o.data))
+
         return make(self.data / o.data, (self, o), bw, "div")
 
     def __rtruediv__(self, other: Any) -> Tensor:
@@ -338,20 +399,36 @@ class Tensor:
 
     def __pow__(self, exponent: float) -> Tensor:
         if not isinstance(exponent, numbers.Real):
-            raise ArgumentTypeError(message("Tensor.__pow__", "the exponent must be a number",
-                                            "use t ** 2", f"{type(exponent).__name__}"))
+            raise ArgumentTypeError(
+                message(
+                    "Tensor.__pow__",
+                    "the exponent must be a number",
+                    "use t ** 2",
+                    f"{type(exponent).__name__}",
+                )
+            )
+
         def bw(g: np.ndarray) -> None:
             self._accumulate(g * exponent * self.data ** (exponent - 1))
-        return make(self.data ** exponent, (self,), bw, "pow")
+
+        return make(self.data**exponent, (self,), bw, "pow")
 
     def __matmul__(self, other: Any) -> Tensor:
         o = _lift(other, self)
         if self.ndim != 2 or o.ndim != 2 or self.shape[1] != o.shape[0]:
-            raise ShapeError(message("matmul", "expected (n, k) @ (k, m)", "check the inner sizes",
-                                     f"{self.shape} @ {o.shape}"))
+            raise ShapeError(
+                message(
+                    "matmul",
+                    "expected (n, k) @ (k, m)",
+                    "check the inner sizes",
+                    f"{self.shape} @ {o.shape}",
+                )
+            )
+
         def bw(g: np.ndarray) -> None:
             self._accumulate(g @ o.data.T)
             o._accumulate(self.data.T @ g)
+
         return make(self.data @ o.data, (self, o), bw, "matmul")
 
     def exp(self) -> Tensor:
@@ -367,6 +444,7 @@ class Tensor:
 
     def relu(self) -> Tensor:
         from .functional import relu
+
         return relu(self)
 
     # ----------------------------------------------------------------- reductions and shape
@@ -375,6 +453,7 @@ class Tensor:
             if axis is not None and not keepdims:
                 g = np.expand_dims(g, axis)
             self._accumulate(np.broadcast_to(g, self.shape))
+
         return make(np.asarray(self.data.sum(axis=axis, keepdims=keepdims)), (self,), bw, "sum")
 
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
@@ -385,22 +464,36 @@ class Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         if not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in shape):
-            raise ArgumentTypeError(message("reshape", "the new shape must be ints",
-                                            "pass e.g. t.reshape(2, 3) or t.reshape((2, -1))",
-                                            f"shape {shape!r}"))
+            raise ArgumentTypeError(
+                message(
+                    "reshape",
+                    "the new shape must be ints",
+                    "pass e.g. t.reshape(2, 3) or t.reshape((2, -1))",
+                    f"shape {shape!r}",
+                )
+            )
         try:
             out = self.data.reshape(shape)
         except ValueError:
-            raise ShapeError(message("reshape", f"cannot reshape {self.size} values to {shape}",
-                                     "make the sizes multiply to the same total",
-                                     f"shape {self.shape} -> {shape}")) from None
+            raise ShapeError(
+                message(
+                    "reshape",
+                    f"cannot reshape {self.size} values to {shape}",
+                    "make the sizes multiply to the same total",
+                    f"shape {self.shape} -> {shape}",
+                )
+            ) from None
         return make(out, (self,), lambda g: self._accumulate(g.reshape(self.shape)), "reshape")
 
     def transpose(self, *axes: int) -> Tensor:
         perm = axes or tuple(reversed(range(self.ndim)))
         inv = np.argsort(perm)
-        return make(self.data.transpose(perm), (self,),
-                    lambda g: self._accumulate(g.transpose(inv)), "transpose")
+        return make(
+            self.data.transpose(perm),
+            (self,),
+            lambda g: self._accumulate(g.transpose(inv)),
+            "transpose",
+        )
 
     @property
     def T(self) -> Tensor:
@@ -409,10 +502,12 @@ class Tensor:
     def __getitem__(self, index: Any) -> Tensor:
         if isinstance(index, Tensor):
             index = index.data
+
         def bw(g: np.ndarray) -> None:
             full = np.zeros(self.shape, dtype=self.dtype)
             np.add.at(full, index, g)
             self._accumulate(full)
+
         return make(np.asarray(self.data[index]), (self,), bw, "index")
 
     # comparisons give plain boolean arrays (no gradient), as a convenience
@@ -432,8 +527,9 @@ def _lift(value: Any, like: Tensor) -> Tensor:
     return Tensor._wrap(np.asarray(value, dtype=like.dtype))
 
 
-def make(data: np.ndarray, parents: tuple[Tensor, ...], backward: Callable[[np.ndarray], None],
-         op: str) -> Tensor:
+def make(
+    data: np.ndarray, parents: tuple[Tensor, ...], backward: Callable[[np.ndarray], None], op: str
+) -> Tensor:
     """Wrap an op's result and, when grad is on and an input needs it, attach the backward."""
     needs = _GRAD_ENABLED and any(p.requires_grad for p in parents)
     out = Tensor._wrap(data, needs)

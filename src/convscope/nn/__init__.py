@@ -2,16 +2,34 @@
 
 from .layers import (
     AvgPool2d as AvgPool2d,
+)
+from .layers import (
     BatchNorm2d as BatchNorm2d,
+)
+from .layers import (
     Conv2d as Conv2d,
+)
+from .layers import (
     Dropout as Dropout,
+)
+from .layers import (
     Flatten as Flatten,
+)
+from .layers import (
     Identity as Identity,
+)
+from .layers import (
     Linear as Linear,
+)
+from .layers import (
     MaxPool2d as MaxPool2d,
+)
+from .layers import (
     ReLU as ReLU,
 )
-from .module import Module as Module, Parameter as Parameter, Sequential as Sequential
+from .module import Module as Module
+from .module import Parameter as Parameter
+from .module import Sequential as Sequential
 
 __all__ = ["Module", "Parameter", "Sequential", "Conv2d", "ReLU", "MaxPool2d", "AvgPool2d",
            "Flatten", "Linear", "BatchNorm2d", "Dropout", "Identity"]

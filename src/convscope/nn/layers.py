@@ -19,17 +19,28 @@ from ..errors import ArgumentError, ArgumentTypeError, ShapeError, message
 from ..tensor import Tensor
 from .module import Module, Parameter, make_rng
 
-__all__ = ["Conv2d", "ReLU", "MaxPool2d", "AvgPool2d", "Flatten", "Linear", "BatchNorm2d",
-           "Dropout", "Identity"]
+__all__ = [
+    "Conv2d",
+    "ReLU",
+    "MaxPool2d",
+    "AvgPool2d",
+    "Flatten",
+    "Linear",
+    "BatchNorm2d",
+    "Dropout",
+    "Identity",
+]
 
 
 def _positive_int(value: Any, name: str, where: str) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise ArgumentTypeError(message(where, f"`{name}` must be an int", f"pass e.g. {name}=8",
-                                        f"{name}={value!r}"))
+        raise ArgumentTypeError(
+            message(where, f"`{name}` must be an int", f"pass e.g. {name}=8", f"{name}={value!r}")
+        )
     if value < 1:
-        raise ArgumentError(message(where, f"`{name}` must be positive", f"use {name}=1 or more",
-                                    f"{name}={value}"))
+        raise ArgumentError(
+            message(where, f"`{name}` must be positive", f"use {name}=1 or more", f"{name}={value}")
+        )
     return int(value)
 
 
@@ -64,9 +75,19 @@ class Conv2d(Module):
     (8, 3, 5, 5)
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
-                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
-                 padding_mode: str = "zeros", seed: int | np.random.Generator | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        seed: int | np.random.Generator | None = None,
+    ) -> None:
         super().__init__()
         where = "Conv2d"
         self.in_channels = _positive_int(in_channels, "in_channels", where)
@@ -76,21 +97,39 @@ class Conv2d(Module):
         self.dilation = shapes.pair(dilation, "dilation", where)
         self.groups = _positive_int(groups, "groups", where)
         if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ArgumentError(message(
-                where, "`groups` must divide both in_channels and out_channels",
-                f"choose groups from the common divisors of {self.in_channels} and {self.out_channels}",
-                f"in_channels={self.in_channels}, out_channels={self.out_channels}, groups={self.groups}"))
+            raise ArgumentError(
+                message(
+                    where,
+                    "`groups` must divide both in_channels and out_channels",
+                    "choose groups from the common divisors of "
+                    f"{self.in_channels} and {self.out_channels}",
+                    f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
+                    f"groups={self.groups}",
+                )
+            )
         if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
-            raise ArgumentError(message(where, f"unknown padding_mode {padding_mode!r}",
-                                        "use 'zeros', 'reflect', 'replicate' or 'circular'",
-                                        f"padding_mode={padding_mode!r}"))
+            raise ArgumentError(
+                message(
+                    where,
+                    f"unknown padding_mode {padding_mode!r}",
+                    "use 'zeros', 'reflect', 'replicate' or 'circular'",
+                    f"padding_mode={padding_mode!r}",
+                )
+            )
         self.padding_mode = padding_mode
         self._padding_arg = padding
-        self.padding = shapes.conv_padding(padding, self.kernel_size, self.dilation, where,
-                                           self.stride)
+        self.padding = shapes.conv_padding(
+            padding, self.kernel_size, self.dilation, where, self.stride
+        )
         if self.padding == "same" and padding_mode != "zeros":
-            raise ArgumentError(message(where, "padding='same' with stride > 1 needs padding_mode='zeros'",
-                                        "use an explicit padding", f"stride={self.stride}"))
+            raise ArgumentError(
+                message(
+                    where,
+                    "padding='same' with stride > 1 needs padding_mode='zeros'",
+                    "use an explicit padding",
+                    f"stride={self.stride}",
+                )
+            )
         rng = make_rng(seed)
         fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
@@ -105,11 +144,20 @@ class Conv2d(Module):
 
     def forward(self, x: Any) -> Tensor:
         if self.padding_mode == "zeros":
-            return F.conv2d_at(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                               self.groups, self.label)
+            return F.conv2d_at(
+                x,
+                self.weight,
+                self.bias,
+                self.stride,
+                self.padding,
+                self.dilation,
+                self.groups,
+                self.label,
+            )
         x = F.pad(x, self.padding, self.padding_mode)
-        return F.conv2d_at(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups,
-                           self.label)
+        return F.conv2d_at(
+            x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups, self.label
+        )
 
     def extra_repr(self) -> str:
         k = self.kernel_size
@@ -132,25 +180,40 @@ class Conv2d(Module):
 class Linear(Module):
     """``y = x W^T + b`` with ``W`` of shape (out_features, in_features)."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 seed: int | np.random.Generator | None = None) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        seed: int | np.random.Generator | None = None,
+    ) -> None:
         super().__init__()
         self.in_features = _positive_int(in_features, "in_features", "Linear")
         self.out_features = _positive_int(out_features, "out_features", "Linear")
-        shapes.check_size((self.out_features, self.in_features), "Linear", what="the weight",
-                          fix="use fewer features: a smaller volume before flatten (pooling, "
-                              "stride) or fewer outputs")
+        shapes.check_size(
+            (self.out_features, self.in_features),
+            "Linear",
+            what="the weight",
+            fix="use fewer features: a smaller volume before flatten (pooling, "
+            "stride) or fewer outputs",
+        )
         rng = make_rng(seed)
-        self.weight = Parameter(_uniform(rng, (self.out_features, self.in_features), self.in_features))
-        self.bias = Parameter(_uniform(rng, (self.out_features,), self.in_features)) if bias else None
+        self.weight = Parameter(
+            _uniform(rng, (self.out_features, self.in_features), self.in_features)
+        )
+        self.bias = (
+            Parameter(_uniform(rng, (self.out_features,), self.in_features)) if bias else None
+        )
 
     def forward(self, x: Any) -> Tensor:
-        return F.linear(x, self.weight, self.bias,
-                        where=f"Linear({self.in_features} -> {self.out_features})")
+        return F.linear(
+            x, self.weight, self.bias, where=f"Linear({self.in_features} -> {self.out_features})"
+        )
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}"
-                + ("" if self.bias is not None else ", bias=False"))
+        return f"in_features={self.in_features}, out_features={self.out_features}" + (
+            "" if self.bias is not None else ", bias=False"
+        )
 
 
 class ReLU(Module):
@@ -192,16 +255,36 @@ class MaxPool2d(_Pool):
 
     defaults = {"dilation": (1, 1), "ceil_mode": False}
 
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
-                 ceil_mode: bool = False) -> None:
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        dilation: Any = 1,
+        ceil_mode: bool = False,
+    ) -> None:
         super().__init__()
-        self._init("MaxPool2d", kernel_size, stride, padding,
-                   dilation=shapes.pair(dilation, "dilation", "MaxPool2d"), ceil_mode=bool(ceil_mode))
+        self._init(
+            "MaxPool2d",
+            kernel_size,
+            stride,
+            padding,
+            dilation=shapes.pair(dilation, "dilation", "MaxPool2d"),
+            ceil_mode=bool(ceil_mode),
+        )
 
     def forward(self, x: Any) -> Tensor:
         k = self.kernel_size
-        return F.max_pool2d_at(x, k, self.stride, self.padding, self.extra["dilation"],
-                               self.extra["ceil_mode"], False, f"MaxPool2d({k[0]}x{k[1]})")
+        return F.max_pool2d_at(
+            x,
+            k,
+            self.stride,
+            self.padding,
+            self.extra["dilation"],
+            self.extra["ceil_mode"],
+            False,
+            f"MaxPool2d({k[0]}x{k[1]})",
+        )
 
 
 class AvgPool2d(_Pool):
@@ -209,16 +292,35 @@ class AvgPool2d(_Pool):
 
     defaults = {"ceil_mode": False, "count_include_pad": True}
 
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
-                 ceil_mode: bool = False, count_include_pad: bool = True) -> None:
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+    ) -> None:
         super().__init__()
-        self._init("AvgPool2d", kernel_size, stride, padding, ceil_mode=bool(ceil_mode),
-                   count_include_pad=bool(count_include_pad))
+        self._init(
+            "AvgPool2d",
+            kernel_size,
+            stride,
+            padding,
+            ceil_mode=bool(ceil_mode),
+            count_include_pad=bool(count_include_pad),
+        )
 
     def forward(self, x: Any) -> Tensor:
         k = self.kernel_size
-        return F.avg_pool2d_at(x, k, self.stride, self.padding, self.extra["ceil_mode"],
-                               self.extra["count_include_pad"], f"AvgPool2d({k[0]}x{k[1]})")
+        return F.avg_pool2d_at(
+            x,
+            k,
+            self.stride,
+            self.padding,
+            self.extra["ceil_mode"],
+            self.extra["count_include_pad"],
+            f"AvgPool2d({k[0]}x{k[1]})",
+        )
 
 
 class Flatten(Module):
@@ -232,24 +334,44 @@ class Flatten(Module):
         return F.flatten(x, self.start_dim, self.end_dim)
 
     def extra_repr(self) -> str:
-        return "" if (self.start_dim, self.end_dim) == (1, -1) else \
-            f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+        return (
+            ""
+            if (self.start_dim, self.end_dim) == (1, -1)
+            else f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+        )
 
 
 class BatchNorm2d(Module):
     """Per-channel normalisation with learned scale and shift; running statistics for eval."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
-                 affine: bool = True, track_running_stats: bool = True) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+    ) -> None:
         super().__init__()
         self.num_features = _positive_int(num_features, "num_features", "BatchNorm2d")
-        for name, value, low, high in (("eps", eps, 0.0, math.inf),
-                                       ("momentum", momentum, 0.0, 1.0)):
-            if not isinstance(value, numbers.Real) or isinstance(value, bool) \
-                    or not low <= float(value) <= high:
+        for name, value, low, high in (
+            ("eps", eps, 0.0, math.inf),
+            ("momentum", momentum, 0.0, 1.0),
+        ):
+            if (
+                not isinstance(value, numbers.Real)
+                or isinstance(value, bool)
+                or not low <= float(value) <= high
+            ):
                 bound = "a number >= 0" if name == "eps" else "a number in [0, 1]"
-                raise ArgumentError(message("BatchNorm2d", f"`{name}` must be {bound}",
-                                            "use eps=1e-5, momentum=0.1", f"{name}={value!r}"))
+                raise ArgumentError(
+                    message(
+                        "BatchNorm2d",
+                        f"`{name}` must be {bound}",
+                        "use eps=1e-5, momentum=0.1",
+                        f"{name}={value!r}",
+                    )
+                )
         self.eps, self.momentum, self.affine = float(eps), float(momentum), affine
         self.track_running_stats = track_running_stats
         self.weight = Parameter(np.ones(num_features, np.float32)) if affine else None
@@ -262,14 +384,27 @@ class BatchNorm2d(Module):
     def forward(self, x: Any) -> Tensor:
         x = F.as_tensor(x, "BatchNorm2d")
         if x.ndim == 4 and x.shape[1] != self.num_features:
-            raise ShapeError(message(f"BatchNorm2d({self.num_features})",
-                                     f"expected {self.num_features} channels, got {x.shape[1]}",
-                                     f"build BatchNorm2d({x.shape[1]})", f"input shape {x.shape}"))
+            raise ShapeError(
+                message(
+                    f"BatchNorm2d({self.num_features})",
+                    f"expected {self.num_features} channels, got {x.shape[1]}",
+                    f"build BatchNorm2d({x.shape[1]})",
+                    f"input shape {x.shape}",
+                )
+            )
         use_batch = self.training or not self.track_running_stats
         if self.training and self.track_running_stats:
             self.register_buffer("num_batches_tracked", self.num_batches_tracked + 1)
-        return F.batch_norm(x, getattr(self, "running_mean", None), getattr(self, "running_var", None),
-                            self.weight, self.bias, use_batch, self.momentum, self.eps)
+        return F.batch_norm(
+            x,
+            getattr(self, "running_mean", None),
+            getattr(self, "running_var", None),
+            self.weight,
+            self.bias,
+            use_batch,
+            self.momentum,
+            self.eps,
+        )
 
     def extra_repr(self) -> str:
         return f"{self.num_features}"
@@ -281,8 +416,9 @@ class Dropout(Module):
     def __init__(self, p: float = 0.5, seed: int | np.random.Generator | None = None) -> None:
         super().__init__()
         if not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
-            raise ArgumentError(message("Dropout", "p must be a probability in [0, 1]",
-                                        "use p=0.5", f"p={p!r}"))
+            raise ArgumentError(
+                message("Dropout", "p must be a probability in [0, 1]", "use p=0.5", f"p={p!r}")
+            )
         self.p = float(p)
         self.generator = make_rng(seed)
 

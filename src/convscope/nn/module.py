@@ -18,11 +18,18 @@ def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     """An explicit generator from a seed, a generator (used as is) or None (fresh entropy)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)
-                             or seed < 0):
+    if seed is not None and (
+        not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0
+    ):
         cls = ArgumentError if isinstance(seed, (int, np.integer)) else ArgumentTypeError
-        raise cls(message("seed", "a seed must be an int >= 0, a np.random.Generator or None",
-                          "pass e.g. seed=0", f"seed={seed!r}"))
+        raise cls(
+            message(
+                "seed",
+                "a seed must be an int >= 0, a np.random.Generator or None",
+                "pass e.g. seed=0",
+                f"seed={seed!r}",
+            )
+        )
     return np.random.default_rng(seed)
 
 
@@ -156,14 +163,25 @@ class Module:
         own = self.state_dict()
         where = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state, Mapping):
-            raise ArgumentTypeError(message(where, "expected a mapping of names to arrays",
-                                            "pass model.state_dict()", type(state).__name__))
+            raise ArgumentTypeError(
+                message(
+                    where,
+                    "expected a mapping of names to arrays",
+                    "pass model.state_dict()",
+                    type(state).__name__,
+                )
+            )
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
-            raise ShapeError(message(where, "the names do not match this model",
-                                     "load weights saved from the same architecture, or strict=False",
-                                     f"missing {missing or 'none'}, unexpected {unexpected or 'none'}"))
+            raise ShapeError(
+                message(
+                    where,
+                    "the names do not match this model",
+                    "load weights saved from the same architecture, or strict=False",
+                    f"missing {missing or 'none'}, unexpected {unexpected or 'none'}",
+                )
+            )
         for mod_name, mod in self.named_modules():
             pre = f"{mod_name}." if mod_name else ""
             for name in list(mod._parameters) + list(mod._buffers):
@@ -171,14 +189,23 @@ class Module:
                 if key not in state:
                     continue
                 value = state[key]
-                if hasattr(value, "detach") and hasattr(value, "numpy") and not isinstance(value, Tensor):
+                if (
+                    hasattr(value, "detach")
+                    and hasattr(value, "numpy")
+                    and not isinstance(value, Tensor)
+                ):
                     value = value.detach().cpu().numpy()
                 arr = np.asarray(value.data if isinstance(value, Tensor) else value)
                 target = own[key]
                 if arr.shape != target.shape:
-                    raise ShapeError(message(where, f"tensor {key!r} has the wrong shape",
-                                             f"expected {target.shape}; check the architecture",
-                                             f"shape {arr.shape}"))
+                    raise ShapeError(
+                        message(
+                            where,
+                            f"tensor {key!r} has the wrong shape",
+                            f"expected {target.shape}; check the architecture",
+                            f"shape {arr.shape}",
+                        )
+                    )
                 if name in mod._parameters:
                     mod._parameters[name].data = as_array(arr, where, target.dtype).copy()
                 else:
@@ -189,7 +216,9 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        lines = [f"  ({name}): " + repr(mod).replace("\n", "\n  ") for name, mod in self._modules.items()]
+        lines = [
+            f"  ({name}): " + repr(mod).replace("\n", "\n  ") for name, mod in self._modules.items()
+        ]
         if not lines:
             return f"{type(self).__name__}({self.extra_repr()})"
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
@@ -208,8 +237,14 @@ class Sequential(Module):
         super().__init__()
         for i, layer in enumerate(layers):
             if not isinstance(layer, Module):
-                raise ArgumentTypeError(message("Sequential", f"item {i} is not a Module",
-                                                "pass layers such as nn.Conv2d(...)", repr(layer)))
+                raise ArgumentTypeError(
+                    message(
+                        "Sequential",
+                        f"item {i} is not a Module",
+                        "pass layers such as nn.Conv2d(...)",
+                        repr(layer),
+                    )
+                )
             setattr(self, str(i), layer)
         self.spec: str | None = None  # the model-spec text, when built by cs.parse
 
@@ -237,15 +272,23 @@ class Sequential(Module):
             try:
                 y = layer(x)
             except ConvscopeError as exc:
-                raise type(exc)(_in_layer(str(exc), i, layer, shape, i - 1, prev,
-                                          prev_shape)) from None
+                raise type(exc)(
+                    _in_layer(str(exc), i, layer, shape, i - 1, prev, prev_shape)
+                ) from None
             prev, prev_shape = layer, shape
             x = y
         return x
 
 
-def _in_layer(text: str, i: int, layer: Module, shape: tuple[int, ...], j: int,
-              prev: Module | None, prev_shape: tuple[int, ...]) -> str:
+def _in_layer(
+    text: str,
+    i: int,
+    layer: Module,
+    shape: tuple[int, ...],
+    j: int,
+    prev: Module | None,
+    prev_shape: tuple[int, ...],
+) -> str:
     """A layer's error, told as part of a Sequential: which layer, and where its input came from.
 
     ``"layer 3, Linear(100 -> 10): expects 100 input features, got 144; its input (2, 144)
@@ -259,8 +302,7 @@ def _in_layer(text: str, i: int, layer: Module, shape: tuple[int, ...], j: int,
     origin = f"; its input {shape} comes from layer {j} ({type(prev).__name__})"
     if type(prev).__name__ == "Flatten" and len(prev_shape) == 4 and len(shape) == 2:
         _, c, h, w = prev_shape
-        origin += (f", which flattened {h}x{w}x{c} volumes (H x W x D): "
-                   f"{h}*{w}*{c} = {shape[1]}")
+        origin += f", which flattened {h}x{w}x{c} volumes (H x W x D): {h}*{w}*{c} = {shape[1]}"
     what, sep, rest = text.partition(". Fix: ")
     if not sep:
         return head + text.rstrip(".") + origin + "."
