@@ -148,6 +148,63 @@ def conv_forward(xf, w4, b4, w1, b1, offs, gstride, wp, rows, y):
                     out[r, :] = src[row : row + ow]
 
 
+@njit(inline="always", **_OPTS)
+def _wgrad4(x, d0, d1, d2, d3, g0, g1, g2, g3, r0, r1, r2, r3, k, p0, p1):
+    """Add ``sum_p g_j[p] * x[d_m + p]`` (p in p0..p1, by vectors) into ``r_j[k + m]``.
+
+    4 channels ``j`` x 4 kernel entries ``m``: 16 vector accumulators held in registers,
+    4 input and 4 gradient loads per 16 fused multiply-adds.
+    """
+    L = lanes(x)
+    a00, a01 = vload(r0[k], 0), vload(r0[k + 1], 0)
+    a02, a03 = vload(r0[k + 2], 0), vload(r0[k + 3], 0)
+    a10, a11 = vload(r1[k], 0), vload(r1[k + 1], 0)
+    a12, a13 = vload(r1[k + 2], 0), vload(r1[k + 3], 0)
+    a20, a21 = vload(r2[k], 0), vload(r2[k + 1], 0)
+    a22, a23 = vload(r2[k + 2], 0), vload(r2[k + 3], 0)
+    a30, a31 = vload(r3[k], 0), vload(r3[k + 1], 0)
+    a32, a33 = vload(r3[k + 2], 0), vload(r3[k + 3], 0)
+    for p in range(p0, p1, L):
+        x0, x1 = vload(x, d0 + p), vload(x, d1 + p)
+        x2, x3 = vload(x, d2 + p), vload(x, d3 + p)
+        e = vload(g0, p)
+        a00, a01 = vfma(e, x0, a00), vfma(e, x1, a01)
+        a02, a03 = vfma(e, x2, a02), vfma(e, x3, a03)
+        e = vload(g1, p)
+        a10, a11 = vfma(e, x0, a10), vfma(e, x1, a11)
+        a12, a13 = vfma(e, x2, a12), vfma(e, x3, a13)
+        e = vload(g2, p)
+        a20, a21 = vfma(e, x0, a20), vfma(e, x1, a21)
+        a22, a23 = vfma(e, x2, a22), vfma(e, x3, a23)
+        e = vload(g3, p)
+        a30, a31 = vfma(e, x0, a30), vfma(e, x1, a31)
+        a32, a33 = vfma(e, x2, a32), vfma(e, x3, a33)
+    vstore(r0[k], 0, a00), vstore(r0[k + 1], 0, a01)
+    vstore(r0[k + 2], 0, a02), vstore(r0[k + 3], 0, a03)
+    vstore(r1[k], 0, a10), vstore(r1[k + 1], 0, a11)
+    vstore(r1[k + 2], 0, a12), vstore(r1[k + 3], 0, a13)
+    vstore(r2[k], 0, a20), vstore(r2[k + 1], 0, a21)
+    vstore(r2[k + 2], 0, a22), vstore(r2[k + 3], 0, a23)
+    vstore(r3[k], 0, a30), vstore(r3[k + 1], 0, a31)
+    vstore(r3[k + 2], 0, a32), vstore(r3[k + 3], 0, a33)
+
+
+@njit(inline="always", **_OPTS)
+def _wgrad1(x, d0, d1, d2, d3, g0, r0, k, p0, p1):
+    """:func:`_wgrad4` for one leftover channel: 1 channel x 4 kernel entries."""
+    L = lanes(x)
+    a0, a1 = vload(r0[k], 0), vload(r0[k + 1], 0)
+    a2, a3 = vload(r0[k + 2], 0), vload(r0[k + 3], 0)
+    for p in range(p0, p1, L):
+        e = vload(g0, p)
+        a0 = vfma(e, vload(x, d0 + p), a0)
+        a1 = vfma(e, vload(x, d1 + p), a1)
+        a2 = vfma(e, vload(x, d2 + p), a2)
+        a3 = vfma(e, vload(x, d3 + p), a3)
+    vstore(r0[k], 0, a0), vstore(r0[k + 1], 0, a1)
+    vstore(r0[k + 2], 0, a2), vstore(r0[k + 3], 0, a3)
+
+
 @njit(parallel=True, **_OPTS)
 def conv_weight_grad(xf, gf, offs, gstride, n_b4, kb_per_task, gwv):
     """``gwv[g, o, k]`` (lanes summed) ``= sum_{n, p} gf[n, g*og+o, p] * xf[n, g*gs+offs[k]+p]``.
@@ -162,7 +219,6 @@ def conv_weight_grad(xf, gf, offs, gstride, n_b4, kb_per_task, gwv):
     """
     n_img, pp = gf.shape[0], gf.shape[2]
     n_grp, og, k4 = gwv.shape[0], gwv.shape[1], gwv.shape[2]
-    L = lanes(xf)
     n_o, n_kb = n_b4 + og - 4 * n_b4, k4 // 4
     n_kc = (n_kb + kb_per_task - 1) // kb_per_task
     chunk = 512
@@ -179,51 +235,12 @@ def conv_weight_grad(xf, gf, offs, gstride, n_b4, kb_per_task, gwv):
                     if ob < n_b4:
                         o = 4 * ob
                         c = g * og + o
-                        g0, g1, g2, g3 = gf[i, c], gf[i, c + 1], gf[i, c + 2], gf[i, c + 3]
-                        r0, r1, r2, r3 = gwv[g, o], gwv[g, o + 1], gwv[g, o + 2], gwv[g, o + 3]
-                        a00, a01 = vload(r0[k], 0), vload(r0[k + 1], 0)
-                        a02, a03 = vload(r0[k + 2], 0), vload(r0[k + 3], 0)
-                        a10, a11 = vload(r1[k], 0), vload(r1[k + 1], 0)
-                        a12, a13 = vload(r1[k + 2], 0), vload(r1[k + 3], 0)
-                        a20, a21 = vload(r2[k], 0), vload(r2[k + 1], 0)
-                        a22, a23 = vload(r2[k + 2], 0), vload(r2[k + 3], 0)
-                        a30, a31 = vload(r3[k], 0), vload(r3[k + 1], 0)
-                        a32, a33 = vload(r3[k + 2], 0), vload(r3[k + 3], 0)
-                        for p in range(p0, p1, L):
-                            x0, x1 = vload(x, d0 + p), vload(x, d1 + p)
-                            x2, x3 = vload(x, d2 + p), vload(x, d3 + p)
-                            e = vload(g0, p)
-                            a00, a01 = vfma(e, x0, a00), vfma(e, x1, a01)
-                            a02, a03 = vfma(e, x2, a02), vfma(e, x3, a03)
-                            e = vload(g1, p)
-                            a10, a11 = vfma(e, x0, a10), vfma(e, x1, a11)
-                            a12, a13 = vfma(e, x2, a12), vfma(e, x3, a13)
-                            e = vload(g2, p)
-                            a20, a21 = vfma(e, x0, a20), vfma(e, x1, a21)
-                            a22, a23 = vfma(e, x2, a22), vfma(e, x3, a23)
-                            e = vload(g3, p)
-                            a30, a31 = vfma(e, x0, a30), vfma(e, x1, a31)
-                            a32, a33 = vfma(e, x2, a32), vfma(e, x3, a33)
-                        vstore(r0[k], 0, a00), vstore(r0[k + 1], 0, a01)
-                        vstore(r0[k + 2], 0, a02), vstore(r0[k + 3], 0, a03)
-                        vstore(r1[k], 0, a10), vstore(r1[k + 1], 0, a11)
-                        vstore(r1[k + 2], 0, a12), vstore(r1[k + 3], 0, a13)
-                        vstore(r2[k], 0, a20), vstore(r2[k + 1], 0, a21)
-                        vstore(r2[k + 2], 0, a22), vstore(r2[k + 3], 0, a23)
-                        vstore(r3[k], 0, a30), vstore(r3[k + 1], 0, a31)
-                        vstore(r3[k + 2], 0, a32), vstore(r3[k + 3], 0, a33)
+                        _wgrad4(x, d0, d1, d2, d3, gf[i, c], gf[i, c + 1], gf[i, c + 2],
+                                gf[i, c + 3], gwv[g, o], gwv[g, o + 1], gwv[g, o + 2],
+                                gwv[g, o + 3], k, p0, p1)
                     else:
                         o = 4 * n_b4 + ob - n_b4
-                        g0 = gf[i, g * og + o]
-                        r0 = gwv[g, o]
-                        a0, a1 = vload(r0[k], 0), vload(r0[k + 1], 0)
-                        a2, a3 = vload(r0[k + 2], 0), vload(r0[k + 3], 0)
-                        for p in range(p0, p1, L):
-                            e = vload(g0, p)
-                            a0, a1 = vfma(e, vload(x, d0 + p), a0), vfma(e, vload(x, d1 + p), a1)
-                            a2, a3 = vfma(e, vload(x, d2 + p), a2), vfma(e, vload(x, d3 + p), a3)
-                        vstore(r0[k], 0, a0), vstore(r0[k + 1], 0, a1)
-                        vstore(r0[k + 2], 0, a2), vstore(r0[k + 3], 0, a3)
+                        _wgrad1(x, d0, d1, d2, d3, gf[i, g * og + o], gwv[g, o], k, p0, p1)
 
 
 
@@ -315,7 +332,6 @@ def conv_weight_grad_images(xs, gy, top, left, hp, wp, pp, slack, offs, gstride,
     n_out, oh, ow = gy.shape[1], gy.shape[2], gy.shape[3]
     n_grp, og, k4 = gwp.shape[1], gwp.shape[2], gwp.shape[3]
     plane = hp * wp
-    L = lanes(gwp)
     n_o, n_kb = n_b4 + og - 4 * n_b4, k4 // 4
     chunk = 1024
     for t in prange(gwp.shape[0]):
@@ -341,51 +357,9 @@ def conv_weight_grad_images(xs, gy, top, left, hp, wp, pp, slack, offs, gstride,
                             if ob < n_b4:
                                 o = 4 * ob
                                 c = g * og + o
-                                g0, g1, g2, g3 = gb[c], gb[c + 1], gb[c + 2], gb[c + 3]
-                                r0, r1 = acc[g, o], acc[g, o + 1]
-                                r2, r3 = acc[g, o + 2], acc[g, o + 3]
-                                a00, a01 = vload(r0[k], 0), vload(r0[k + 1], 0)
-                                a02, a03 = vload(r0[k + 2], 0), vload(r0[k + 3], 0)
-                                a10, a11 = vload(r1[k], 0), vload(r1[k + 1], 0)
-                                a12, a13 = vload(r1[k + 2], 0), vload(r1[k + 3], 0)
-                                a20, a21 = vload(r2[k], 0), vload(r2[k + 1], 0)
-                                a22, a23 = vload(r2[k + 2], 0), vload(r2[k + 3], 0)
-                                a30, a31 = vload(r3[k], 0), vload(r3[k + 1], 0)
-                                a32, a33 = vload(r3[k + 2], 0), vload(r3[k + 3], 0)
-                                for p in range(p0, p1, L):
-                                    x0, x1 = vload(x, d0 + p), vload(x, d1 + p)
-                                    x2, x3 = vload(x, d2 + p), vload(x, d3 + p)
-                                    e = vload(g0, p)
-                                    a00, a01 = vfma(e, x0, a00), vfma(e, x1, a01)
-                                    a02, a03 = vfma(e, x2, a02), vfma(e, x3, a03)
-                                    e = vload(g1, p)
-                                    a10, a11 = vfma(e, x0, a10), vfma(e, x1, a11)
-                                    a12, a13 = vfma(e, x2, a12), vfma(e, x3, a13)
-                                    e = vload(g2, p)
-                                    a20, a21 = vfma(e, x0, a20), vfma(e, x1, a21)
-                                    a22, a23 = vfma(e, x2, a22), vfma(e, x3, a23)
-                                    e = vload(g3, p)
-                                    a30, a31 = vfma(e, x0, a30), vfma(e, x1, a31)
-                                    a32, a33 = vfma(e, x2, a32), vfma(e, x3, a33)
-                                vstore(r0[k], 0, a00), vstore(r0[k + 1], 0, a01)
-                                vstore(r0[k + 2], 0, a02), vstore(r0[k + 3], 0, a03)
-                                vstore(r1[k], 0, a10), vstore(r1[k + 1], 0, a11)
-                                vstore(r1[k + 2], 0, a12), vstore(r1[k + 3], 0, a13)
-                                vstore(r2[k], 0, a20), vstore(r2[k + 1], 0, a21)
-                                vstore(r2[k + 2], 0, a22), vstore(r2[k + 3], 0, a23)
-                                vstore(r3[k], 0, a30), vstore(r3[k + 1], 0, a31)
-                                vstore(r3[k + 2], 0, a32), vstore(r3[k + 3], 0, a33)
+                                _wgrad4(x, d0, d1, d2, d3, gb[c], gb[c + 1], gb[c + 2], gb[c + 3],
+                                        acc[g, o], acc[g, o + 1], acc[g, o + 2], acc[g, o + 3],
+                                        k, p0, p1)
                             else:
                                 o = 4 * n_b4 + ob - n_b4
-                                g0 = gb[g * og + o]
-                                r0 = acc[g, o]
-                                a0, a1 = vload(r0[k], 0), vload(r0[k + 1], 0)
-                                a2, a3 = vload(r0[k + 2], 0), vload(r0[k + 3], 0)
-                                for p in range(p0, p1, L):
-                                    e = vload(g0, p)
-                                    a0 = vfma(e, vload(x, d0 + p), a0)
-                                    a1 = vfma(e, vload(x, d1 + p), a1)
-                                    a2 = vfma(e, vload(x, d2 + p), a2)
-                                    a3 = vfma(e, vload(x, d3 + p), a3)
-                                vstore(r0[k], 0, a0), vstore(r0[k + 1], 0, a1)
-                                vstore(r0[k + 2], 0, a2), vstore(r0[k + 3], 0, a3)
+                                _wgrad1(x, d0, d1, d2, d3, gb[g * og + o], acc[g, o], k, p0, p1)
