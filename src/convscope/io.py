@@ -20,8 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import __version__
 from .errors import ArgumentError, ArgumentTypeError, FileFormatError, message
 from .interop import export_onnx as export_onnx
@@ -254,6 +252,3 @@ def load(path: str | os.PathLike[str]) -> Sequential:
     model.metadata = meta
     return model.eval()
 
-
-def state_arrays(model: Sequential) -> dict[str, np.ndarray]:
-    return dict(model.state_dict())
