@@ -31,7 +31,7 @@ def test_demo_runs_and_writes_what_it_prints(tmp_path, capsys):
     assert code == 0 and err == ""
     assert elapsed < 60
     printed = re.findall(r"^  (\S+\.(?:png|gif))", out, flags=re.M)
-    assert [Path(p).name for p in printed] == ["input.png", "kernels.png", "layer1.png",
+    assert [Path(p).name for p in printed] == ["input.png", "kernels.png", "layer0.png",
                                                "layer2.png", "why.png", "slide.gif"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         Path(p).name for p in printed)

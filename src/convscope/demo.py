@@ -231,7 +231,7 @@ def run(out: str | os.PathLike[str] = "demo-output", image: np.ndarray | None = 
     paths.append(viz.save_png(folder / "kernels.png", kernels_picture(
         weight, labels, title=f"Layer 0: 8 kernels of 5x5x{c} (3x3 and 1x1 kernels sit in the "
                               "middle of a 5x5 frame)")))
-    paths.append(viz.save_png(folder / "layer1.png", viz.grid(
+    paths.append(viz.save_png(folder / "layer0.png", viz.grid(
         maps1, labels, title=f"Layer 0: 8 feature maps, {format_volume(maps1.shape)}")))
     paths.append(viz.save_png(folder / "layer2.png", viz.grid(
         maps2, [f"map {i}" for i in range(maps2.shape[0])],
