@@ -45,6 +45,21 @@ STRIDE_1 = [
     ConvCase("kernel_is_input", 1, 3, 4, 5, 4, 4, 5),
     ConvCase("one_by_one", 3, 5, 3, 7, 6, 1, 1),
     ConvCase("batch_0", 0, 3, 6, 6, 5, 3, 3, padding=_pad(1, 1, 1, 1)),
+    # depthwise loops: rows of 4 vectors + a tail, one overlapping vector, narrower than a
+    # vector (value by value), H or W = 1, the kernel as large as the input, asymmetric
+    # padding with dilation, 3 x 3 weight-gradient blocks past the kernel, padding wider
+    # than the kernel, an empty batch
+    ConvCase("dw_w70", 2, 3, 5, 70, 3, 3, 3, padding=_pad(1, 1, 1, 1), groups=3),
+    ConvCase("dw_w20", 1, 2, 4, 20, 2, 3, 3, padding=_pad(1, 1, 1, 1), groups=2),
+    ConvCase("dw_w7", 2, 2, 6, 7, 2, 3, 3, padding=_pad(1, 1, 1, 1), groups=2),
+    ConvCase("dw_h1", 2, 3, 1, 33, 3, 1, 3, padding=_pad(0, 0, 1, 1), groups=3),
+    ConvCase("dw_w1", 1, 2, 9, 1, 2, 3, 1, padding=_pad(1, 1, 0, 0), groups=2),
+    ConvCase("dw_kernel_is_input", 2, 2, 4, 5, 2, 4, 5, groups=2),
+    ConvCase("dw_asym_dilated", 2, 2, 9, 37, 2, 3, 2, padding=_pad(2, 0, 3, 1),
+             dilation=(2, 3), groups=2),
+    ConvCase("dw_5x5_w19", 1, 3, 8, 19, 3, 5, 5, padding=_pad(2, 2, 2, 2), groups=3),
+    ConvCase("dw_pad_beyond_kernel", 2, 2, 3, 4, 2, 2, 2, padding=_pad(3, 2, 4, 3), groups=2),
+    ConvCase("dw_batch_0", 0, 3, 6, 17, 3, 3, 3, padding=_pad(1, 1, 1, 1), groups=3),
 ]
 # Strided cases: the gemm algorithm only.
 STRIDED = [
@@ -118,6 +133,39 @@ def test_direct_weight_gradient_with_nan_input_matches_reference():
     want = ref.conv2d_grad_weight(gy, x, (case.kh, case.kw), *geo)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     assert np.isnan(want).any() and not np.isnan(want).all()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_depthwise_weight_gradient_with_nan_or_inf_input_matches_reference(bad, dtype):
+    """The depthwise loop multiplies only each kernel entry's window (no finiteness check)."""
+    for case in (ConvCase("dw_nan", 2, 3, 6, 37, 3, 3, 3, padding=_pad(0, 1, 0, 2), groups=3),
+                 ConvCase("dw_nan_dil", 1, 3, 9, 21, 3, 2, 4, padding=_pad(1, 0, 2, 0),
+                          dilation=(2, 2), groups=3)):
+        x, w, b, gy = case.arrays(np.random.default_rng(4), dtype)
+        x[0, 1, 0, 0] = bad
+        x[-1, 2, -1, -1] = bad
+        geo = case.geometry
+        got = fast.conv2d_grad_weight(gy, x, (case.kh, case.kw), *geo, algo="direct")
+        want = ref.conv2d_grad_weight(gy, x, (case.kh, case.kw), *geo)
+        np.testing.assert_array_equal(np.isfinite(got), np.isfinite(want))
+        assert not np.isfinite(want).all() and np.isfinite(want).any()
+        fine = np.isfinite(want)
+        np.testing.assert_allclose(got[fine], want[fine], rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_results_do_not_depend_on_the_task_split(monkeypatch):
+    from convscope.kernels import direct
+
+    case = ConvCase("dw_split", 3, 5, 7, 45, 5, 3, 3, padding=_pad(1, 1, 1, 1), groups=5)
+    x, w, b, gy = case.arrays(np.random.default_rng(6), np.float32)
+    results = []
+    for tasks in (1, 4, 1000):
+        monkeypatch.setattr(direct, "DEPTHWISE_TASKS", tasks)
+        results.append(_all(case, x, w, b, gy, "direct"))
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other, strict=True):
+            np.testing.assert_array_equal(a, b_)
 
 
 def test_direct_results_are_bitwise_repeatable():

@@ -10,6 +10,13 @@ to ``(N, C, H, W)``. They handle any padding, dilation and groups, but stride 1 
   by ``dilation * (k - 1) - padding`` with the kernels flipped and transposed;
 * grad weight: a loop that sums ``gy * shifted input`` over images and positions.
 
+Depthwise layers (one kernel per channel) take loops of their own over the ``(N, C)``
+planes (:func:`._jit.conv.depthwise`, :func:`._jit.conv.depthwise_weight_grad`): each task
+pads a plane into a buffer in cache and writes the output rows straight into ``y`` (no
+garbage columns, no flat copy of the batch); the input gradient is the same loop with the
+kernels flipped; the weight gradient keeps 3 x 3 kernel entries in vector accumulators per
+plane and adds the planes of a channel in image order.
+
 Numba is imported on the first call, not before.
 """
 
@@ -34,6 +41,7 @@ PACK_COMPILED = 1 << 16  # values; packing a larger input runs as a compiled loo
 ROW_BUFFER_BYTES = 64 << 10  # forward: output rows per task sized to this much buffer
 IMAGE_TASKS = 16  # weight gradient split over images: at most this many partial sums,
 IMAGE_PARTIALS_BYTES = 4 << 20  # taking at most this much memory
+DEPTHWISE_TASKS = 128  # depthwise loops: planes handed out in about this many tasks
 
 
 def _run(loop, tasks, work, *args):
@@ -135,6 +143,11 @@ def _conv_flat(xf, geo, w, b, kernel, dilation, groups):
     return y
 
 
+def _per_task(planes):
+    """Planes per depthwise task: about DEPTHWISE_TASKS tasks, each zeroing its buffer once."""
+    return max(1, -(-planes // DEPTHWISE_TASKS))
+
+
 def _depthwise(x, w, b, padding, dilation):
     """Depthwise (one kernel per channel) stride-1 convolution, plane by plane."""
     n, c, h, wd = x.shape
@@ -145,11 +158,31 @@ def _depthwise(x, w, b, padding, dilation):
         return y
     bias = np.zeros(c, x.dtype) if b is None else b.astype(x.dtype)
     offs = geo.offsets(1, kernel, dilation)
-    _run(_jit().depthwise, n * c, y.size * offs.size,
+    _run(_jit().depthwise, -(-n * c // _per_task(n * c)), y.size * offs.size,
          np.ascontiguousarray(x).reshape(n * c, h, wd), w.reshape(c, -1).astype(x.dtype),
-         bias, padding[0][0], padding[1][0], geo.hp, geo.wp, offs,
+         bias, padding[0][0], padding[1][0], geo.hp, geo.wp, offs, _per_task(n * c),
          y.reshape(n * c, geo.oh, geo.ow))
     return y
+
+
+def _depthwise_weight_grad(gy, x, kernel_hw, padding, dilation):
+    """Depthwise stride-1 weight gradient: per-plane sums, added over images in order."""
+    n, c, oh, ow = gy.shape
+    kh, kw = kernel_hw
+    dtype = gy.dtype
+    geo = _Flat(x.shape[2:], padding, kernel_hw, dilation, dtype)
+    out = np.empty((n * c, _round_up(kh, 3), _round_up(kw, 3)), dtype=dtype)
+    # the 3 x 3 blocks' entries past the kernel's last column read up to 2 * dw further
+    slack = 2 * dilation[1] + _block(dtype)
+    _run(_jit().depthwise_weight_grad, -(-n * c // _per_task(n * c)),
+         gy.size * out.shape[1] * out.shape[2],
+         np.ascontiguousarray(x, dtype=dtype).reshape(n * c, *x.shape[2:]),
+         np.ascontiguousarray(gy).reshape(n * c, oh, ow), padding[0][0], padding[1][0],
+         geo.hp, geo.wp, slack, kh, kw, dilation[0], dilation[1], _per_task(n * c), out)
+    gw = out[:c].copy()
+    for i in range(1, n):  # image order: deterministic
+        gw += out[i * c : (i + 1) * c]
+    return np.ascontiguousarray(gw[:, :kh, :kw]).reshape(c, 1, kh, kw)
 
 
 def is_depthwise(w, groups):
@@ -200,6 +233,8 @@ def conv2d_grad_weight(gy, x, kernel_hw, padding, dilation, groups):
     dtype = gy.dtype
     if n == 0:
         return np.zeros((o, cg, *kernel_hw), dtype=dtype)
+    if cg == 1 and o == groups:  # depthwise
+        return _depthwise_weight_grad(gy, x, kernel_hw, padding, dilation)
     geo = _Flat(x.shape[2:], padding, kernel_hw, dilation, dtype)
     offs = geo.offsets(cg, kernel_hw, dilation, multiple=4)
     nb, n_kb = og // 4, offs.size // 4

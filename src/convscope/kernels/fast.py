@@ -133,7 +133,9 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, algo
                   stride)
     # The direct loop also multiplies zeros by the input cells next to each row's valid
     # window; a NaN or inf there would leak into the sum, so such inputs take the exact path.
-    if algo == "direct" and np.isfinite(x).all():
+    # The depthwise loop multiplies each kernel entry's window only (no check needed).
+    depthwise = w_shape[1] == 1 and w_shape[0] == groups
+    if algo == "direct" and (depthwise or np.isfinite(x).all()):
         return direct.conv2d_grad_weight(gy, x, tuple(kernel_hw), padding, dilation, groups)
     return gemm.conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups)
 
