@@ -27,7 +27,7 @@ from .nn import Conv2d, Sequential
 from .spec import format_volume, parse
 from .tensor import Tensor, no_grad
 
-__all__ = ["default_image", "feature_maps", "write_maps", "kernels_picture", "run",
+__all__ = ["default_image", "feature_maps", "write_maps", "run",
            "LAYER1_KERNELS", "SPEC"]
 
 LAYER1_KERNELS = ("sobel-x", "sobel-y", "laplacian", "gaussian", "emboss", "red", "green", "blue")
@@ -149,26 +149,6 @@ def write_maps(maps: np.ndarray, labels: Sequence[str], out: str | os.PathLike[s
     return paths
 
 
-def kernels_picture(weight: np.ndarray, labels: Sequence[str],
-                    title: str | None = None) -> np.ndarray:
-    """Each kernel as a colour picture (grey = 0) and as its depth slices (diverging colours,
-    one scale per kernel, so the slices of a kernel compare)."""
-    cells: list[np.ndarray] = []
-    names: list[str] = []
-    limits: list[float | None] = []
-    for w, name in zip(weight, labels, strict=True):
-        limit = viz.symmetric_limit(w) or 1.0
-        cells.append(viz.to_rgb(0.5 + 0.5 * w / limit) if w.shape[0] in (1, 3) else
-                     viz.grey(w.mean(axis=0)))
-        names.append(name)
-        limits.append(None)
-        for c, ch in enumerate("RGB"[: w.shape[0]] if w.shape[0] == 3 else range(w.shape[0])):
-            cells.append(w[c])
-            names.append(f"slice {ch}")
-            limits.append(limit)
-    return viz.grid(cells, names, cols=1 + weight.shape[1], cell=72, title=title, vmax=limits)
-
-
 def run(out: str | os.PathLike[str] = "demo-output", image: np.ndarray | None = None,
         echo: Callable[[str], None] = print) -> list[Path]:
     """``convscope demo``: print the slides' story with real numbers, write the pictures.
@@ -228,9 +208,9 @@ def run(out: str | os.PathLike[str] = "demo-output", image: np.ndarray | None = 
         echo("  Check a claim like this with:")
         echo(f"    convscope explain \"{SLIP}\" --expect 64x64x8")
         say()
-    paths.append(viz.save_png(folder / "kernels.png", kernels_picture(
-        weight, labels, title=f"Layer 0: 8 kernels of 5x5x{c} (3x3 and 1x1 kernels sit in the "
-                              "middle of a 5x5 frame)")))
+    title = f"Layer 0: 8 kernels of 5x5x{c} (3x3 and 1x1 kernels sit in a 5x5 frame)"
+    paths.append(viz.save_png(folder / "kernels.png",
+                              viz.kernel_picture(weight, title=title, names=labels)))
     paths.append(viz.save_png(folder / "layer0.png", viz.grid(
         maps1, labels, title=f"Layer 0: 8 feature maps, {format_volume(maps1.shape)}")))
     paths.append(viz.save_png(folder / "layer2.png", viz.grid(

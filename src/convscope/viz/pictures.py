@@ -74,8 +74,11 @@ def feature_map_grid(model: Any, image: Any, layer: int | str, size: Any = None,
 
 def kernel_picture(weight: np.ndarray, title: str | None = None,
                    max_kernels: int = MAX_KERNELS, max_slices: int = MAX_SLICES,
-                   colour_view: bool | None = None) -> np.ndarray:
+                   colour_view: bool | None = None,
+                   names: Sequence[str] | None = None) -> np.ndarray:
     """Kernels (C_out, D, kh, kw) as a grid: one row per kernel, one tile per input channel.
+
+    ``names`` label the kernels (default ``kernel 0``, ``kernel 1``...).
 
     A kernel of depth 3 (the first layer of an RGB model) also gets a colour view first:
     0 is mid grey, its largest |weight| full colour. All the tiles of one kernel share its
@@ -91,16 +94,16 @@ def kernel_picture(weight: np.ndarray, title: str | None = None,
     cells: list[Any] = []
     labels: list[str] = []
     limits: list[float | None] = []
-    names = ("R", "G", "B") if d == 3 else None
+    channels = ("R", "G", "B") if d == 3 else None
     for k in range(shown_k):
         limit = symmetric_limit(w[k])
         if rgb:
             cells.append(to_rgb(0.5 + 0.5 * w[k] / (limit or 1.0)))
-            labels.append(f"kernel {k}")
+            labels.append(names[k] if names is not None else f"kernel {k}")
             limits.append(None)
         for c in range(shown_d):
             cells.append(w[k, c])
-            ch = names[c] if names else f"in {c}"
+            ch = channels[c] if channels else f"in {c}"
             labels.append(f"{ch}" if rgb else f"k{k} {ch}")
             limits.append(limit)
     left = []
