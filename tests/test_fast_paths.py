@@ -209,7 +209,8 @@ def test_max_pool_loops_match_reference(case, dtype):
     gy = rng.uniform(-1, 1, y.shape).astype(dtype)
     gx = loops.max_pool2d_grad(gy, idx, (h, w))
     np.testing.assert_allclose(gx, ref.max_pool2d_grad(gy, idx_ref, (h, w)), rtol=1e-6)
-    assert gx.dtype == dtype and y.dtype == dtype and idx.dtype == np.int64
+    assert gx.dtype == dtype and y.dtype == dtype
+    assert idx.dtype == np.int32  # planes under 2**31 cells
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -320,6 +321,11 @@ _AS_PYTHON = textwrap.dedent("""
                 (fast.conv2d_grad_weight(gy, x, (kh, kw), *geo, algo="direct"),
                  ref.conv2d_grad_weight(gy, x, (kh, kw), *geo)),
             ]
+            yr = fast.conv2d_relu(x, wt, b, *geo, algo="direct")
+            need = (True, True, True)
+            pairs += list(zip((yr,) + fast.conv2d_relu_grads(gy, yr, x, wt, need, *geo),
+                              (ref.conv2d_relu(x, wt, b, *geo),)
+                              + ref.conv2d_relu_grads(gy, yr, x, wt, need, *geo)))
             for got, want in pairs:
                 assert got.dtype == dtype
                 np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

@@ -64,6 +64,27 @@ def test_conv2d_forward_and_backward_match_pytorch_float64(c, seed):
     RAN.append("conv2d")
 
 
+@settings(max_examples=60, deadline=None)
+@given(conv_case(), st.integers(0, 2**31 - 1))
+def test_fused_conv_relu_matches_pytorch_float64(c, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-9, 9, (c["n"], c["cin"], c["h"], c["w"]))
+    w = rng.uniform(-1, 1, (c["cout"], c["cin"] // c["groups"]) + c["k"])
+    b = rng.uniform(-1, 1, c["cout"]) if c["bias"] else None
+    kw = dict(stride=c["stride"], padding=c["padding"], dilation=c["dilation"], groups=c["groups"])
+    (xc, xt), (wc, wt) = _both(x), _both(w)
+    bc, bt = _both(b) if b is not None else (None, None)
+    yc = F.conv2d_relu(xc, wc, bc, **kw)
+    yt = torch.relu(torch.nn.functional.conv2d(xt, wt, bt, **kw))
+    np.testing.assert_allclose(yc.numpy(), yt.detach().numpy(), rtol=1e-10, atol=1e-10)
+    gy = rng.standard_normal(yc.shape)
+    yc.backward(gy)
+    yt.backward(torch.tensor(gy))
+    for ours, theirs in [(xc, xt), (wc, wt)] + ([(bc, bt)] if b is not None else []):
+        np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-10, atol=1e-9)
+    RAN.append("conv2d_relu")
+
+
 @settings(max_examples=80, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(0, 1),
        st.integers(1, 2), st.booleans(), st.booleans(), st.integers(0, 2**31 - 1))
@@ -184,3 +205,4 @@ def test_float32_model_matches_pytorch_within_the_error_bound():
 
 def test_the_generated_cases_actually_ran():
     assert RAN.count("conv2d") >= 100 and RAN.count("pool") >= 60, RAN[:3]
+    assert RAN.count("conv2d_relu") >= 50, RAN[:3]

@@ -25,6 +25,7 @@ from .tensor import Tensor, as_array, make
 
 __all__ = [
     "conv2d",
+    "conv2d_relu",
     "max_pool2d",
     "avg_pool2d",
     "relu",
@@ -121,6 +122,26 @@ def conv2d(
     return conv2d_at(input, weight, bias, stride, padding, dilation, groups, "conv2d")
 
 
+def conv2d_relu(
+    input: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Tensor:
+    """``relu(conv2d(input, weight, bias, ...))`` as one fused operation.
+
+    The same values as the two operations (bit for bit) and the same gradients, with less
+    memory and time: the ReLU is applied as the convolution writes its output, so the
+    convolution's own output is never stored, and the backward applies the ReLU's rule
+    while it reads the gradient. ``nn.Sequential`` uses it for every ``Conv2d`` followed
+    by a ``ReLU``. Arguments as :func:`conv2d`.
+    """
+    return conv2d_at(input, weight, bias, stride, padding, dilation, groups, "conv2d_relu", True)
+
+
 def conv2d_at(
     input: Any,
     weight: Any,
@@ -130,8 +151,12 @@ def conv2d_at(
     dilation: Any,
     groups: Any,
     where: str,
+    relu: bool = False,
 ) -> Tensor:
-    """:func:`conv2d` with the caller's name in its error messages (used by layers)."""
+    """:func:`conv2d` with the caller's name in its error messages (used by layers).
+
+    ``relu=True``: ``relu(conv2d(...))`` as one fused node (:func:`conv2d_relu`).
+    """
     x, unbatched = _batched(as_tensor(input, where), where)
     w = as_tensor(weight, where, "weight")
     if w.ndim != 4:
@@ -158,6 +183,18 @@ def conv2d_at(
     dt = _dtype(x, w, b)
     xd, wd, bd = _arr(x, dt), _arr(w, dt), _arr(b, dt)
     args = (geo.stride, geo.padding, geo.dilation, geo.groups)
+    parents = (x, w) if b is None else (x, w, b)
+    if relu:
+        y = kernels.conv2d_relu(xd, wd, bd, *args)
+
+        def backward_relu(g: np.ndarray) -> None:
+            need = (x.requires_grad, w.requires_grad, b is not None and b.requires_grad)
+            grads = kernels.conv2d_relu_grads(g, y, xd, wd, need, *args)
+            for t, grad in zip(parents, grads, strict=False):
+                if grad is not None:
+                    t._accumulate(grad)
+
+        return _unbatch(make(y, parents, backward_relu, "conv2d+relu"), unbatched)
     y = kernels.conv2d(xd, wd, bd, *args)
 
     def backward(g: np.ndarray) -> None:
@@ -169,7 +206,6 @@ def conv2d_at(
         if b is not None and b.requires_grad:
             b._accumulate(g.sum(axis=(0, 2, 3)))
 
-    parents = (x, w) if b is None else (x, w, b)
     return _unbatch(make(y, parents, backward, "conv2d"), unbatched)
 
 
@@ -260,7 +296,8 @@ def max_pool2d_at(
         ),
         unbatched,
     )
-    if return_indices:
+    if return_indices:  # int64, as PyTorch's (the kernels keep int32 when it fits)
+        idx = idx.astype(np.int64)
         return out, (idx[0] if unbatched else idx)
     return out
 

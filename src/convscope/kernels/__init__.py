@@ -22,6 +22,12 @@ from .fast import (
     conv2d_grad_weight as conv2d_grad_weight,
 )
 from .fast import (
+    conv2d_relu as conv2d_relu,
+)
+from .fast import (
+    conv2d_relu_grads as conv2d_relu_grads,
+)
+from .fast import (
     max_pool2d as max_pool2d,
 )
 from .fast import (
@@ -46,6 +52,8 @@ __all__ = [
     "conv2d",
     "conv2d_grad_input",
     "conv2d_grad_weight",
+    "conv2d_relu",
+    "conv2d_relu_grads",
     "max_pool2d",
     "max_pool2d_grad",
     "avg_pool2d",

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import loops
+
 BLOCK_VECTORS = 4  # vectors of output positions per task in the compiled loops
 VECTOR_BYTES = 64
 
@@ -96,12 +98,19 @@ class _Flat:
         k4 = _round_up(offs.size, multiple)
         return np.concatenate([offs, np.zeros(k4 - offs.size, offs.dtype)]).astype(np.intp)
 
-    def pack(self, x, top, left, rows=None, cols=None):
-        """``x`` (N, C, h, w) into zero-filled rows ``(N, C * plane + slack)`` at (top, left)."""
+    def pack(self, x, top, left, mask=None):
+        """``x`` (N, C, h, w) into zero-filled rows ``(N, C * plane + slack)`` at (top, left).
+
+        ``mask`` (x's shape): a fused ReLU's output; ``x`` is taken as 0 where it is <= 0.
+        """
         n, c = x.shape[:2]
         xf = np.empty((n, c * self.plane + self.slack), dtype=x.dtype)
-        if x.size >= PACK_COMPILED and x.flags.c_contiguous:  # both cores, one pass
-            _run(_jit().pack, n * c, 4 * xf.size, x, top, left, self.hp, self.wp, xf)
+        compiled = x.size >= PACK_COMPILED and x.flags.c_contiguous
+        if mask is not None and not (compiled and mask.flags.c_contiguous):
+            x, mask = loops.relu_grad(x, mask), None
+        if compiled:  # both cores, one pass
+            _run(_jit().pack, n * c, 4 * xf.size, x, x if mask is None else mask,
+                 mask is not None, top, left, self.hp, self.wp, xf)
             return xf
         planes = xf[:, : c * self.plane].reshape(n, c, self.hp, self.wp)
         h, w = x.shape[2:]
@@ -114,11 +123,12 @@ class _Flat:
         return xf
 
 
-def _conv_flat(xf, geo, w, b, kernel, dilation, groups):
+def _conv_flat(xf, geo, w, b, kernel, dilation, groups, relu=False):
     """Run the forward loop on packed input ``xf``; returns y (N, O, H_out, W_out).
 
     A group of 3 channels gets a zero fourth kernel (a block of 4 is faster than three
-    1-channel blocks); its outputs are computed and dropped.
+    1-channel blocks); its outputs are computed and dropped. ``relu``: ReLU applied as
+    the loop writes ``y``.
     """
     o, cg = w.shape[:2]
     og, kk = o // groups, cg * kernel[0] * kernel[1]
@@ -139,7 +149,7 @@ def _conv_flat(xf, geo, w, b, kernel, dilation, groups):
     rows = max(1, min(geo.oh, ROW_BUFFER_BYTES // (ogc * geo.wp * np.dtype(dtype).itemsize)))
     tasks = xf.shape[0] * -(-geo.oh // rows)
     _run(_jit().conv_forward, tasks, y.size * kk, xf, w4, b4, w1, b1,
-         geo.offsets(cg, kernel, dilation), cg * geo.plane, geo.wp, rows, y)
+         geo.offsets(cg, kernel, dilation), cg * geo.plane, geo.wp, rows, relu, y)
     return y
 
 
@@ -189,20 +199,28 @@ def is_depthwise(w, groups):
     return w.shape[1] == 1 and w.shape[0] == groups
 
 
-def conv2d(x, w, b, padding, dilation, groups):
-    """Stride-1 convolution (see :func:`convscope.kernels.fast.conv2d`)."""
+def conv2d(x, w, b, padding, dilation, groups, relu=False):
+    """Stride-1 convolution (see :func:`convscope.kernels.fast.conv2d`).
+
+    ``relu``: return ``relu(conv)``, applied as the values are written (fused).
+    """
     if is_depthwise(w, groups):
-        return _depthwise(x, w, b, padding, dilation)
+        y = _depthwise(x, w, b, padding, dilation)
+        return loops.relu(y, out=y) if relu else y
     kernel = w.shape[2:]
     geo = _Flat(x.shape[2:], padding, kernel, dilation, x.dtype)
     if x.shape[0] == 0:
         return np.zeros((0, w.shape[0], geo.oh, geo.ow), dtype=x.dtype)
     xf = geo.pack(x, padding[0][0], padding[1][0])
-    return _conv_flat(xf, geo, w, b, kernel, dilation, groups)
+    return _conv_flat(xf, geo, w, b, kernel, dilation, groups, relu)
 
 
-def conv2d_grad_input(gy, w, input_hw, padding, dilation, groups):
-    """Stride-1 input gradient: ``gy`` convolved with the flipped, transposed kernels."""
+def conv2d_grad_input(gy, w, input_hw, padding, dilation, groups, mask=None):
+    """Stride-1 input gradient: ``gy`` convolved with the flipped, transposed kernels.
+
+    ``mask``: the output of a fused ``conv + ReLU``; ``gy`` counts as 0 where it is <= 0
+    (applied as ``gy`` is packed: no pass of its own).
+    """
     n, o, oh, ow = gy.shape
     _, cg, kh, kw = w.shape
     og = o // groups
@@ -212,48 +230,77 @@ def conv2d_grad_input(gy, w, input_hw, padding, dilation, groups):
     # Padding wider than the dilated kernel: rows of gy that only saw padding are cut off.
     cut = [max(0, -p) for p in full]
     g = gy[:, :, cut[0] : oh - cut[1], cut[2] : ow - cut[3]]
+    m = None if mask is None else mask[:, :, cut[0] : oh - cut[1], cut[2] : ow - cut[3]]
     pads = ((max(0, full[0]), max(0, full[1])), (max(0, full[2]), max(0, full[3])))
     wf = w.reshape(groups, og, cg, kh, kw)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)
     wf = wf.reshape(groups * cg, og, kh, kw)
     if is_depthwise(w, groups):
-        return _depthwise(g, wf, None, pads, dilation)
+        return _depthwise(g if m is None else loops.relu_grad(g, m), wf, None, pads, dilation)
     geo = _Flat(g.shape[2:], pads, (kh, kw), dilation, gy.dtype)
     assert (geo.oh, geo.ow) == tuple(input_hw)
     if n == 0:
         return np.zeros((0, groups * cg, *input_hw), dtype=gy.dtype)
-    gf = geo.pack(g, pads[0][0], pads[1][0])
+    gf = geo.pack(g, pads[0][0], pads[1][0], m)
     return _conv_flat(gf, geo, wf, None, (kh, kw), dilation, groups)
 
 
-def conv2d_grad_weight(gy, x, kernel_hw, padding, dilation, groups):
-    """Stride-1 weight gradient: ``sum_{n, p} gy[n, o, p] * x_shifted[n, (c, u, v), p]``."""
+def conv2d_grad_weight(gy, x, kernel_hw, padding, dilation, groups, mask=None, bias=False):
+    """Stride-1 weight gradient: ``sum_{n, p} gy[n, o, p] * x_shifted[n, (c, u, v), p]``.
+
+    ``mask``: the output of a fused ``conv + ReLU``; ``gy`` counts as 0 where it is <= 0.
+    ``bias``: return ``(grad_weight, grad_bias)``, the bias gradient summed from the same
+    reads of ``gy`` where the loop allows.
+    """
     n, o, oh, ow = gy.shape
     cg = x.shape[1] // groups
     og = o // groups
     dtype = gy.dtype
     if n == 0:
-        return np.zeros((o, cg, *kernel_hw), dtype=dtype)
-    if cg == 1 and o == groups:  # depthwise
-        return _depthwise_weight_grad(gy, x, kernel_hw, padding, dilation)
+        gw = np.zeros((o, cg, *kernel_hw), dtype=dtype)
+        return (gw, np.zeros(o, dtype)) if bias else gw
+    geo = _Flat(x.shape[2:], padding, kernel_hw, dilation, dtype)
+    offs = geo.offsets(cg, kernel_hw, dilation, multiple=4)
+    partial = groups * og * offs.size * _block(dtype) // BLOCK_VECTORS * np.dtype(dtype).itemsize
+    by_images = min(n, IMAGE_TASKS) > 1 and min(n, IMAGE_TASKS) * partial <= IMAGE_PARTIALS_BYTES
+    depthwise = cg == 1 and o == groups
+    if mask is not None and (depthwise or not by_images or not mask.flags.c_contiguous):
+        gy, mask = loops.relu_grad(np.ascontiguousarray(gy), mask), None
+    if depthwise or not by_images:
+        gw = (_depthwise_weight_grad(gy, x, kernel_hw, padding, dilation) if depthwise
+              else _weight_grad(gy, x, kernel_hw, padding, dilation, groups, False, None)[0])
+        return (gw, gy.sum(axis=(0, 2, 3))) if bias else gw
+    gw, gb = _weight_grad(gy, x, kernel_hw, padding, dilation, groups, True, mask)
+    return (gw, gb) if bias else gw
+
+
+def _weight_grad(gy, x, kernel_hw, padding, dilation, groups, by_images, mask):
+    """The two compiled weight-gradient splits; ``(gw, gb)``, gb only when ``by_images``."""
+    n, o, oh, ow = gy.shape
+    cg = x.shape[1] // groups
+    og = o // groups
+    dtype = gy.dtype
     geo = _Flat(x.shape[2:], padding, kernel_hw, dilation, dtype)
     offs = geo.offsets(cg, kernel_hw, dilation, multiple=4)
     nb, n_kb = og // 4, offs.size // 4
     lanes = _block(dtype) // BLOCK_VECTORS
-    partial = groups * og * offs.size * lanes * np.dtype(dtype).itemsize
     tasks = min(n, IMAGE_TASKS)
     work = n * o * geo.pp * offs.size
-    if tasks > 1 and tasks * partial <= IMAGE_PARTIALS_BYTES:
+    gb = None
+    if by_images:
         # Few channels: split over images (each reads the input once), add the partials.
         per_task = -(-n // tasks)
         tasks = -(-n // per_task)
         gwp = np.zeros((tasks, groups, og, offs.size, lanes), dtype=dtype)
+        gbp = np.zeros((tasks, o), dtype=dtype)
+        g = np.ascontiguousarray(gy)
         _run(_jit().conv_weight_grad_images, tasks, work,
-             np.ascontiguousarray(x, dtype=dtype), np.ascontiguousarray(gy), padding[0][0],
-             padding[1][0], geo.hp, geo.wp, geo.pp, geo.slack, offs, cg * geo.plane, nb,
-             per_task, gwp)
-        gwv = gwp[0]
+             np.ascontiguousarray(x, dtype=dtype), g, g if mask is None else mask,
+             mask is not None, padding[0][0], padding[1][0], geo.hp, geo.wp, geo.pp,
+             geo.slack, offs, cg * geo.plane, nb, per_task, gwp, gbp)
+        gwv, gb = gwp[0], gbp[0]
         for t in range(1, tasks):  # task order: deterministic
             gwv += gwp[t]
+            gb += gbp[t]
     else:
         xf = geo.pack(x.astype(dtype, copy=False), padding[0][0], padding[1][0])
         gf = np.zeros((n, o, geo.pp), dtype=dtype)
@@ -265,4 +312,4 @@ def conv2d_grad_weight(gy, x, kernel_hw, padding, dilation, groups):
              kb_per_task, gwv)
     gw = gwv.sum(axis=-1)  # the lanes' partial sums (a fixed order: deterministic)
     kk = cg * kernel_hw[0] * kernel_hw[1]
-    return np.ascontiguousarray(gw[:, :, :kk]).reshape(o, cg, *kernel_hw)
+    return np.ascontiguousarray(gw[:, :, :kk]).reshape(o, cg, *kernel_hw), gb

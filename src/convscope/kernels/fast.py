@@ -31,6 +31,8 @@ __all__ = [
     "conv2d",
     "conv2d_grad_input",
     "conv2d_grad_weight",
+    "conv2d_relu",
+    "conv2d_relu_grads",
     "max_pool2d",
     "max_pool2d_grad",
     "avg_pool2d",
@@ -140,6 +142,57 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, algo
     return gemm.conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups)
 
 
+# --------------------------------------------------------------------------- conv + relu
+#
+# A convolution followed by a ReLU, fused (as oneDNN's post-ops): the forward loop applies
+# the ReLU as it writes its output, so the convolution's own output never exists as an
+# array and no pass runs over it; the backward applies the ReLU's gradient rule (0 where
+# y <= 0) while it lays the gradient out for the input-gradient loop (the pack) and for
+# the weight-gradient loop, which also sums the bias gradient from the rows it laid out.
+# Paths without such a loop (stride != 1, depthwise, many channels, non-finite inputs)
+# compute the masked gradient once and go on as for a plain convolution.
+
+
+def conv2d_relu(x, w, b, stride, padding, dilation, groups, algo=None):
+    """``relu(conv2d(x, w, b, ...))`` in one pass (see :func:`conv2d` for the arguments)."""
+    algo = _check(algo or choose("forward", stride, dilation, groups, x.shape, w.shape), stride)
+    if algo == "direct":
+        return direct.conv2d(x, w.astype(x.dtype, copy=False), b, padding, dilation, groups,
+                             relu=True)
+    y = gemm.conv2d(x, w, b, stride, padding, dilation, groups)  # a new array: ours to change
+    return loops.relu(y, out=y if y.flags.writeable else None)
+
+
+def conv2d_relu_grads(gy, y, x, w, need, stride, padding, dilation, groups, algo=None):
+    """Gradients of :func:`conv2d_relu` given its output ``y`` (see the reference's).
+
+    ``need``: (input, weight, bias), which to compute; returns ``(gx, gw, gb)``.
+    """
+    args = (stride, padding, dilation, groups)
+    x_shape = (gy.shape[0], w.shape[1] * groups, *x.shape[2:])
+    gw_algo = _check(algo or choose("grad_weight", stride, dilation, groups, x_shape, w.shape),
+                     stride)
+    depthwise = w.shape[1] == 1 and w.shape[0] == groups
+    fused = gw_algo == "direct" and not depthwise and (not need[1] or np.isfinite(x).all())
+    if not fused:
+        g = loops.relu_grad(np.ascontiguousarray(gy), y)
+        gx = conv2d_grad_input(g, w, x.shape[2:], *args, algo=algo) if need[0] else None
+        gw = conv2d_grad_weight(g, x, w.shape[2:], *args, algo=algo) if need[1] else None
+        return gx, gw, (g.sum(axis=(0, 2, 3)) if need[2] else None)
+    gy = np.ascontiguousarray(gy)
+    y = np.ascontiguousarray(y)
+    gx = gw = gb = None
+    if need[0]:
+        gx = direct.conv2d_grad_input(gy, w.astype(gy.dtype, copy=False), tuple(x.shape[2:]),
+                                      padding, dilation, groups, mask=y)
+    if need[1]:
+        gw, gb = direct.conv2d_grad_weight(gy, x, tuple(w.shape[2:]), padding, dilation, groups,
+                                           mask=y, bias=True)
+    elif need[2]:
+        gb = loops.relu_grad(gy, y).sum(axis=(0, 2, 3))
+    return gx, gw, (gb if need[2] else None)
+
+
 # --------------------------------------------------------------------------- matmul
 
 SMALL_PRODUCT = 1 << 21  # multiply-adds; up to this a product runs without BLAS's threads
@@ -192,7 +245,7 @@ def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode):
     -------
     y : ndarray of shape (N, C, H_out, W_out)
         ``H_out = shapes.pool_out(H, kh, sh, ph, dh, ceil_mode)``.
-    idx : ndarray of int64, shape (N, C, H_out, W_out)
+    idx : ndarray of int32 (int64 for planes of 2**31 cells or more), shape (N, C, H_out, W_out)
         Flat index ``h * W + w`` of the winner in its input plane: the first maximum in
         row-major window order, or the last NaN if the window holds one; ``-1`` for a
         window with no input cell at all (see the reference kernel).
@@ -228,7 +281,7 @@ def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode):
         first_col = _first_real(ow, stride[1], padding[1], dilation[1])[None, :]
         no_cell = (first_row >= h) | (first_col >= w)  # dilation stepped over the input
         idx = np.where(lost, np.where(no_cell, -1, first_row * w + first_col), idx)
-    return np.ascontiguousarray(y), np.broadcast_to(idx, y.shape).astype(np.int64)
+    return np.ascontiguousarray(y), np.broadcast_to(idx, y.shape).astype(loops.index_dtype(h, w))
 
 
 def max_pool2d_grad(gy, idx, input_hw):

@@ -34,11 +34,17 @@ def _run(loop, tasks, work, *args):
     run(loop, tasks, work, *args)
 
 
+def index_dtype(h, w):
+    """Winner indices (flat cells of one plane) as int32 when they fit: half the memory
+    traffic of int64 for the pooling loops, which are memory-bound."""
+    return np.int32 if h * w < 2**31 else np.int64
+
+
 def max_pool2d(x, kernel, stride, padding, dilation, out_hw):
     """``(y, idx)`` as :func:`convscope.kernels.fast.max_pool2d`, output size given."""
     n, c, h, w = x.shape
     y = np.empty((n, c, *out_hw), dtype=x.dtype)
-    idx = np.empty((n, c, *out_hw), dtype=np.int64)
+    idx = np.empty((n, c, *out_hw), dtype=index_dtype(h, w))
     if y.size:
         _run(_jit().max_pool, n * c, 16 * y.size * kernel[0] * kernel[1],
              np.ascontiguousarray(x).reshape(n * c, h, w), tuple(kernel), tuple(stride),
@@ -71,10 +77,15 @@ def avg_pool2d(x, kernel, stride, padding, divisor):
     return y
 
 
-def relu(x):
+def relu(x, out=None):
+    """``0 where x <= 0 else x`` (NaN kept); ``out=x`` works in place (on an array we own)."""
+    assert out is None or out is x
     if x.size < SMALL or not x.flags.c_contiguous:
-        return np.where(x <= 0, x.dtype.type(0), x)
-    y = np.empty_like(x)
+        if out is None:
+            return np.where(x <= 0, x.dtype.type(0), x)
+        x[x <= 0] = 0
+        return x
+    y = np.empty_like(x) if out is None else x
     _run(_jit().relu, -(-x.size // RUN), 4 * x.size, x.reshape(-1), y.reshape(-1))
     return y
 

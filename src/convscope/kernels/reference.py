@@ -30,6 +30,8 @@ __all__ = [
     "conv2d",
     "conv2d_grad_input",
     "conv2d_grad_weight",
+    "conv2d_relu",
+    "conv2d_relu_grads",
     "max_pool2d",
     "max_pool2d_grad",
     "avg_pool2d",
@@ -348,6 +350,29 @@ def relu_grad(gy, x):
     for i, (g, value) in enumerate(zip(gy.flat, x.flat, strict=True)):
         gx.flat[i] = 0.0 if value <= 0 else g
     return gx
+
+
+# --------------------------------------------------------------------------- conv + relu
+
+
+def conv2d_relu(x, w, b, stride, padding, dilation, groups):
+    """``relu(conv2d(x, w, b, ...))``: a convolution layer followed by a ReLU, as one op."""
+    return relu(conv2d(x, w, b, stride, padding, dilation, groups))
+
+
+def conv2d_relu_grads(gy, y, x, w, need, stride, padding, dilation, groups):
+    """Gradients of :func:`conv2d_relu` by the chain rule, given its output ``y``.
+
+    ``gy`` is d(loss)/d(y); the ReLU's gradient comes from ``y`` (``y <= 0`` exactly where
+    the convolution was ``<= 0``). ``need`` is (input, weight, bias): which to compute.
+    Returns ``(gx, gw, gb)``, ``None`` for each one not needed.
+    """
+    g = relu_grad(gy, y)
+    args = (stride, padding, dilation, groups)
+    gx = conv2d_grad_input(g, w, x.shape[2:], *args) if need[0] else None
+    gw = conv2d_grad_weight(g, x, w.shape[2:], *args) if need[1] else None
+    gb = g.astype(np.float64).sum(axis=(0, 2, 3)).astype(g.dtype) if need[2] else None
+    return gx, gw, gb
 
 
 # --------------------------------------------------------------------------- padding

@@ -143,20 +143,26 @@ class Conv2d(Module):
         return f"Conv2d({self.in_channels} -> {self.out_channels}, {k[0]}x{k[1]})"
 
     def forward(self, x: Any) -> Tensor:
-        if self.padding_mode == "zeros":
-            return F.conv2d_at(
-                x,
-                self.weight,
-                self.bias,
-                self.stride,
-                self.padding,
-                self.dilation,
-                self.groups,
-                self.label,
-            )
-        x = F.pad(x, self.padding, self.padding_mode)
+        return self.forward_relu(x, relu=False)
+
+    def forward_relu(self, x: Any, relu: bool = True) -> Tensor:
+        """``relu(self(x))`` as one fused operation (:func:`convscope.functional.conv2d_relu`).
+
+        ``nn.Sequential`` calls it for a ``Conv2d`` followed by a ``ReLU``.
+        """
+        padding = self.padding
+        if self.padding_mode != "zeros":
+            x, padding = F.pad(x, self.padding, self.padding_mode), 0
         return F.conv2d_at(
-            x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups, self.label
+            x,
+            self.weight,
+            self.bias,
+            self.stride,
+            padding,
+            self.dilation,
+            self.groups,
+            self.label,
+            relu,
         )
 
     def extra_repr(self) -> str:

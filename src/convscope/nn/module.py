@@ -265,18 +265,37 @@ class Sequential(Module):
         return self
 
     def forward(self, x: Any) -> Any:
+        """Each layer on the previous one's output.
+
+        A ``Conv2d`` directly followed by a ``ReLU`` (both exactly those classes) runs as
+        one fused operation (:meth:`Conv2d.forward_relu`): the same values and gradients,
+        without storing the convolution's output or a pass over it. Calling the layers one
+        by one gives the intermediate values.
+        """
+        from .layers import Conv2d, ReLU  # layers imports this module
+
         prev: Module | None = None
         prev_shape: tuple[int, ...] = ()
-        for i, layer in enumerate(self):
+        layers = list(self)
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            fuse = (
+                type(layer) is Conv2d and i + 1 < len(layers) and type(layers[i + 1]) is ReLU
+            )
             shape = x.shape if isinstance(x, Tensor) else tuple(np.shape(x))
             try:
-                y = layer(x)
+                y = layer.forward_relu(x) if fuse else layer(x)
             except ConvscopeError as exc:
                 raise type(exc)(
                     _in_layer(str(exc), i, layer, shape, i - 1, prev, prev_shape)
                 ) from None
             prev, prev_shape = layer, shape
+            if fuse:  # the ReLU's input had the conv's output shape
+                prev, prev_shape = layers[i + 1], y.shape
+                i += 1
             x = y
+            i += 1
         return x
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .simd import lanes, vfma, vload, vsplat, vstore, vzero
+from .simd import lanes, vfma, vload, vpick, vsplat, vstore, vzero
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
@@ -52,6 +52,49 @@ def _copy(dst, d, src, s, n):
         j += L
     if j < n:  # the last vector overlaps the one before (same values written twice)
         vstore(dst, d + n - L, vload(src, s + n - L))
+
+
+@njit(inline="always", **_OPTS)
+def _copy_where(dst, d, src, s, mask, m, n):
+    """``dst[d + j] = src[s + j]`` where ``mask[m + j] > 0`` or is NaN, else 0 (``j < n``).
+
+    The ReLU gradient's rule (``0 where y <= 0``) applied while copying; with
+    ``mask is src`` and ``m == s`` it is ReLU itself (``0 where x <= 0``, NaN kept).
+    By vectors as :func:`_copy`.
+    """
+    L = lanes(dst)
+    if n < L:
+        for j in range(n):
+            v = mask[m + j]
+            dst[d + j] = 0 if v <= 0 else src[s + j]
+        return
+    zero = vzero(dst)
+    j = 0
+    while j + L <= n:
+        vstore(dst, d + j, vpick(vload(mask, m + j), zero, vload(src, s + j), zero))
+        j += L
+    if j < n:
+        j = n - L
+        vstore(dst, d + j, vpick(vload(mask, m + j), zero, vload(src, s + j), zero))
+
+
+@njit(inline="always", **_OPTS)
+def _vsum(a, at, n):
+    """``sum(a[at : at + n])`` for ``n`` a multiple of 4 vectors: 4 vector accumulators, then
+    their lanes in order (a fixed order: deterministic)."""
+    L = lanes(a)
+    one = vsplat(a, 1)
+    s0 = vzero(a)
+    s1, s2, s3 = s0, s0, s0
+    for p in range(at, at + n, 4 * L):
+        s0, s1 = vfma(one, vload(a, p), s0), vfma(one, vload(a, p + L), s1)
+        s2, s3 = vfma(one, vload(a, p + 2 * L), s2), vfma(one, vload(a, p + 3 * L), s3)
+    lane = np.empty(4 * L, a.dtype)
+    vstore(lane, 0, s0), vstore(lane, L, s1), vstore(lane, 2 * L, s2), vstore(lane, 3 * L, s3)
+    total = lane[0]
+    for j in range(1, 4 * L):
+        total += lane[j]
+    return total
 
 
 @njit(inline="always", **_OPTS)
@@ -110,7 +153,7 @@ def _block1(x, base, w, bias, offs, out, at):
 
 
 @njit(parallel=True, **_OPTS)
-def conv_forward(xf, w4, b4, w1, b1, offs, gstride, wp, rows, y):
+def conv_forward(xf, w4, b4, w1, b1, offs, gstride, wp, rows, relu, y):
     """``y[n, g*og + o, r, q] = bias + sum_k weight[o, k] * xf[n, g*gstride + offs[k] + r*wp + q]``.
 
     xf (N, Lx); offs (K,); y (N, G*og, H_out, W_out). Channels ``o < 4B`` of each group
@@ -120,7 +163,8 @@ def conv_forward(xf, w4, b4, w1, b1, offs, gstride, wp, rows, y):
     image, all channels, over the flat positions ``r * wp + q`` (``wp`` wide, from the
     task's first row; the last block may run past its rows: ``xf`` has the slack), into
     a buffer in cache, then copies the valid ``q < W_out`` columns to ``y`` (no separate
-    pass over a full-size flat output).
+    pass over a full-size flat output). ``relu``: ReLU applied in that copy (the fused
+    ``conv + ReLU`` of a layer followed by one; no pass of its own over ``y``).
     """
     n_img, n_grp, n_b4, n_b1 = xf.shape[0], w4.shape[0], w4.shape[1], w1.shape[1]
     og_c = 4 * n_b4 + n_b1
@@ -143,6 +187,11 @@ def conv_forward(xf, w4, b4, w1, b1, offs, gstride, wp, rows, y):
                     _block1(x, base + at, w1[g, j], b1[g, j], offs, buf[4 * n_b4 + j], at)
             for o in range(og):
                 out, src = y[i, g * og + o], buf[o]
+                if relu:
+                    flat = out.ravel()
+                    for r in range(r0, r1):
+                        _copy_where(flat, r * ow, src, (r - r0) * wp, src, (r - r0) * wp, ow)
+                    continue
                 for r in range(r0, r1):  # slice copies: an element loop is not vectorised
                     row = (r - r0) * wp
                     out[r, :] = src[row : row + ow]
@@ -245,15 +294,16 @@ def conv_weight_grad(xf, gf, offs, gstride, n_b4, kb_per_task, gwv):
 
 
 @njit(parallel=True, **_OPTS)
-def pack(x, top, left, hp, wp, xf):
+def pack(x, mask, masked, top, left, hp, wp, xf):
     """x (N, C, H, W) into xf (N, C*hp*wp + slack): zero-padded planes, then zeros.
 
     One plane per task; every value of ``xf`` is written once (the padding and the slack
-    with zeros).
+    with zeros). ``masked``: values where ``mask`` (x's shape) is ``<= 0`` become 0 (the
+    ReLU gradient's rule, applied to a gradient as it is packed); else ``mask`` is unused.
     """
     n, c, h, w = x.shape
     plane = hp * wp
-    xflat, flat = x.ravel(), xf.ravel()
+    xflat, flat, mflat = x.ravel(), xf.ravel(), mask.ravel()
     size = xf.shape[1]
     for t in prange(n * c):  # index loops, not slices: a slice builds a counted view
         i, ch = t // c, t % c
@@ -264,7 +314,10 @@ def pack(x, top, left, hp, wp, xf):
             row = at + (top + r) * wp
             for j in range(row, row + left):
                 flat[j] = 0
-            _copy(flat, row + left, xflat, (t * h + r) * w, w)
+            if masked:
+                _copy_where(flat, row + left, xflat, (t * h + r) * w, mflat, (t * h + r) * w, w)
+            else:
+                _copy(flat, row + left, xflat, (t * h + r) * w, w)
             for j in range(row + left + w, row + wp):
                 flat[j] = 0
         for j in range(at + (top + h) * wp, at + plane):
@@ -415,8 +468,8 @@ def depthwise_weight_grad(x, gy, top, left, hp, wp, slack, kh, kw, dh, dw, per_t
 
 
 @njit(parallel=True, **_OPTS)
-def conv_weight_grad_images(xs, gy, top, left, hp, wp, pp, slack, offs, gstride, n_b4,
-                            per_task, gwp):
+def conv_weight_grad_images(xs, gy, mask, masked, top, left, hp, wp, pp, slack, offs, gstride,
+                            n_b4, per_task, gwp, gbp):
     """The weight gradient as :func:`conv_weight_grad`, split over images instead.
 
     xs (N, C, H, W) and gy (N, O, H_out, W_out) in their own layouts: each task lays one
@@ -429,6 +482,10 @@ def conv_weight_grad_images(xs, gy, top, left, hp, wp, pp, slack, offs, gstride,
     block and every kernel entry is done before the next chunk, so the input and the
     gradient are read from memory once (the other split reads them once per task; for
     few channels that traffic, not the multiply-adds, sets the time).
+    gbp (T, O) gets each task's sums of the gradient per channel (the bias gradient's
+    partials, from the laid-out rows in cache). ``masked``: the gradient is taken as 0
+    where ``mask`` (gy's shape) is ``<= 0`` (a fused ReLU's gradient rule, applied as
+    the rows are laid out); else ``mask`` is unused.
     """
     n_img, n_c, h, w = xs.shape
     n_out, oh, ow = gy.shape[1], gy.shape[2], gy.shape[3]
@@ -446,8 +503,15 @@ def conv_weight_grad_images(xs, gy, top, left, hp, wp, pp, slack, offs, gstride,
                     at = c * plane + (r + top) * wp + left
                     x[at : at + w] = xs[i, c, r]
             for c in range(n_out):
-                for r in range(oh):
-                    gb[c, r * wp : r * wp + ow] = gy[i, c, r]
+                row = gb[c]
+                if masked:
+                    src, m = gy[i, c].ravel(), mask[i, c].ravel()
+                    for r in range(oh):
+                        _copy_where(row, r * wp, src, r * ow, m, r * ow, ow)
+                else:
+                    for r in range(oh):
+                        row[r * wp : r * wp + ow] = gy[i, c, r]
+                gbp[t, c] += _vsum(row, 0, pp)
             for p0 in range(0, pp, chunk):
                 p1 = min(p0 + chunk, pp)
                 for g in range(n_grp):

@@ -16,7 +16,7 @@ NumPy slices) with a Numba ``overload`` that emits the LLVM vector instruction:
 ``vfma(a, b, c)``             ``a * b + c`` with one rounding per lane
 ``vpick(v, m, a, b)``         per lane ``a`` where ``v > m`` or ``v`` is NaN, else ``b``
 ``veven(a, b)``               the even lanes of ``a`` then of ``b`` (a stride-2 load)
-``vstore_index(a, i, v, base, step)``  ``a[i + l] = base + l * step + int(v[l])`` (int64 ``a``)
+``vstore_index(a, i, v, base, step)``  ``a[i + l] = base + l * step + int(v[l])`` (integer ``a``)
 
 No bounds are checked: callers guarantee ``0 <= i`` and ``i + lanes <= len(a)``.
 """
@@ -176,11 +176,11 @@ def _even(typingctx, a, b):
 def _store_index(typingctx, a, i, v, base, step):
     def codegen(context, builder, sig, args):
         arr, at, vec, b0, st = args
-        i64 = ir.IntType(64)
-        vt = ir.VectorType(i64, v.lanes)
+        ity = a.dtype  # int32 or int64: the index array's own width
+        vt = ir.VectorType(ir.IntType(ity.bitwidth), v.lanes)
         ints = builder.fptosi(vec, vt)
-        b0 = context.cast(builder, b0, sig.args[3], types.int64)
-        st = context.cast(builder, st, sig.args[4], types.int64)
+        b0 = context.cast(builder, b0, sig.args[3], ity)
+        st = context.cast(builder, st, sig.args[4], ity)
         undef = ir.Constant(vt, ir.Undefined)
         zeros = ir.Constant(ir.VectorType(ir.IntType(32), v.lanes), [0] * v.lanes)
         first = ir.Constant(ir.IntType(32), 0)
