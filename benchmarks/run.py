@@ -241,13 +241,23 @@ def main() -> None:
             line += (f", torch {fmt_ms(entry['torch_nchw']).strip()} ms, torch CL "
                      f"{fmt_ms(entry['torch_cl']).strip()} ms, ratio {entry['ratio']:.2f}")
         print(line)
+        shares = run_worker("convscope", {"kind": "shares", "repeats": repeats})
+        pct = {k: 100 * shares[k] / shares["step"] for k in ("pool", "relu")}
+        print(f"inside a convscope step ({fmt_ms(shares['step']).strip()} ms): pooling "
+              f"{fmt_ms(shares['pool']).strip()} ms ({pct['pool']:.1f}%), "
+              f"ReLU (fused into the convs; step minus the step without ReLU) "
+              f"{fmt_ms(shares['relu']).strip()} ms ({pct['relu']:.1f}%)")
+        entry["shares"] = shares
         mem = {lib: run_worker(lib, {"kind": "memory", "repeats": 0}) for lib in tl}
-        mem["convscope_preloaded"] = run_worker("convscope", {"kind": "memory", "repeats": 0,
-                                                              "preload": True})
-        print("peak memory added by training steps (MiB): " + ", ".join(
-            f"{lib} {m['rss_added'] / 2**20:.1f}" for lib, m in mem.items())
-            + f" (convscope tracemalloc peak {mem['convscope']['tracemalloc_peak'] / 2**20:.1f};"
-            " convscope_preloaded: compiled kernels loaded before the base, as torch's are)")
+        for key, what in (("process_peak", "whole-process peak"),
+                          ("added_after_warmup", "added by batch-64 steps after a 1-image warm-up"),
+                          ("added_from_model", "added from after the model is built (convscope: "
+                                               "includes loading its compiled kernels)")):
+            line = f"memory, {what} (MiB): " + ", ".join(
+                f"{lib} {m[key] / 2**20:.0f}" for lib, m in mem.items())
+            if "torch" in mem:
+                line += f"; ratio {mem['convscope'][key] / mem['torch'][key]:.2f}"
+            print(line)
         report["train_step"], report["train_memory"] = entry, mem
     if args.only in (None, "startup"):
         report["startup"] = startup_section(has_torch)

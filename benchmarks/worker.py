@@ -210,12 +210,12 @@ def train_data(batch: int = 64):
             rng.integers(0, 10, batch))
 
 
-def convscope_train(repeats: int):
+def convscope_train(repeats: int, spec: str = TINY_VGG, batch: int = 64):
     import convscope as cs
 
-    model = cs.parse(TINY_VGG)
+    model = cs.parse(spec)
     opt = cs.optim.Adam(model.parameters(), lr=1e-3)
-    x, t = train_data()
+    x, t = train_data(batch)
 
     def step():
         opt.zero_grad()
@@ -225,7 +225,50 @@ def convscope_train(repeats: int):
     return step
 
 
-def torch_train(repeats: int, channels_last: bool = False):
+def convscope_shares(repeats: int) -> dict:
+    """What pooling and ReLU cost inside a Tiny VGG step.
+
+    Pooling: its kernels (forward and gradient) timed inside the steps. ReLU: it is fused
+    into the convolutions, so it has no kernel of its own to time; its cost is the step
+    minus the same step without the ReLU layers (same convolutions and pools), timed in
+    alternation.
+    """
+    import time
+
+    from convscope import kernels
+
+    full = convscope_train(0)
+    bare = convscope_train(0, TINY_VGG.replace("relu | ", ""))
+    t_full, t_bare = [], []
+    for _ in range(max(3, repeats)):
+        t_full.append(median_time(full, 5))
+        t_bare.append(median_time(bare, 5))
+    spent = {"pool": 0.0}
+    originals = {name: getattr(kernels, name) for name in ("max_pool2d", "max_pool2d_grad")}
+
+    def timed(fn):
+        def call(*args, **kw):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kw)
+            finally:
+                spent["pool"] += time.perf_counter() - t0
+        return call
+
+    for name, fn in originals.items():
+        setattr(kernels, name, timed(fn))
+    steps, t0 = 20, time.perf_counter()
+    for _ in range(steps):
+        full()
+    step_timed = (time.perf_counter() - t0) / steps
+    for name, fn in originals.items():
+        setattr(kernels, name, fn)
+    step, no_relu = float(np.median(t_full)), float(np.median(t_bare))
+    return {"step": step, "step_without_relu": no_relu, "relu": step - no_relu,
+            "pool": spent["pool"] / steps, "step_pool_timed": step_timed}
+
+
+def torch_train(repeats: int, channels_last: bool = False, batch: int = 64):
     import torch
 
     nn = torch.nn
@@ -233,7 +276,7 @@ def torch_train(repeats: int, channels_last: bool = False):
         nn.Conv2d(3, 10, 3), nn.ReLU(), nn.Conv2d(10, 10, 3), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(10, 10, 3), nn.ReLU(), nn.Conv2d(10, 10, 3), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(1690, 10))
-    x, t = train_data()
+    x, t = train_data(batch)
     x, t = torch.from_numpy(x), torch.from_numpy(t)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -253,31 +296,27 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
-def train_memory(lib: str, preload: bool = False) -> dict:
-    """Peak resident memory added by three training steps (after building the model).
+def train_memory(lib: str) -> dict:
+    """Resident memory of Tiny VGG training steps (batch 64), three ways (bytes).
 
-    ``preload``: convscope loads its compiled kernels (Numba and their machine code, about
-    65 MiB) before the base is taken, as ``import torch`` does for PyTorch's kernels; what
-    is left is the memory of the steps themselves.
+    ``process_peak``: the whole process's peak (library, model, data and steps).
+    ``added_from_model``: the peak minus the memory after the model is built; for
+    convscope this includes loading its compiled kernels (Numba's code generator, ~60 MiB,
+    set up at the first call), which PyTorch does inside ``import torch``.
+    ``added_after_warmup``: the peak minus the memory after two training steps on one
+    image, which load every kernel either library uses: the memory of the steps
+    themselves. PyTorch runs NCHW, its default.
     """
     step = convscope_train(0) if lib == "convscope" else torch_train(0)
-    if preload and lib == "convscope":
-        from convscope.kernels import direct, loops
-
-        direct._jit(), loops._jit()
-    base = rss_bytes()
-    tracemalloc_peak = None
-    if lib == "convscope":
-        import tracemalloc
-
-        tracemalloc.start()
-        step()
-        tracemalloc_peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
+    one = convscope_train(0, batch=1) if lib == "convscope" else torch_train(0, batch=1)
+    base_model = rss_bytes()
+    one(), one()
+    base_warm = rss_bytes()
     for _ in range(3):
         step()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"rss_added": peak - base, "tracemalloc_peak": tracemalloc_peak}
+    return {"process_peak": peak, "added_from_model": peak - base_model,
+            "added_after_warmup": peak - base_warm}
 
 
 # --------------------------------------------------------------------------- main
@@ -315,7 +354,9 @@ def main() -> None:
             result = {"step_nchw": median_time(torch_train(repeats), repeats),
                       "step_cl": median_time(torch_train(repeats, True), repeats)}
     elif job["kind"] == "memory":
-        result = train_memory(lib, job.get("preload", False))
+        result = train_memory(lib)
+    elif job["kind"] == "shares":
+        result = convscope_shares(repeats)
     print(json.dumps(result))
 
 
