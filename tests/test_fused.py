@@ -237,3 +237,26 @@ def test_fused_pairs_do_not_keep_the_conv_output_alive():
     conv_out = 64 * 8 * 32 * 32 * 4
     fused, unfused = _peak(model, x, True), _peak(model, x, False)
     assert unfused - fused >= 2.5 * conv_out, (fused, unfused)
+
+
+def test_fused_kernels_with_nan_input_on_the_channel_block_split(monkeypatch):
+    # the non-finite input is found by the compiled pack (not the per-image loop)
+    monkeypatch.setattr(direct, "IMAGE_PARTIALS_BYTES", 0)
+    monkeypatch.setattr(direct, "PACK_COMPILED", 0)
+    with np.errstate(invalid="ignore"):
+        _check_case(CASES[1], np.float32, nonfinite=True)
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[6], CASES[7]], ids=str)
+def test_unfused_gradients_with_the_bias_from_the_weight_loop(case, monkeypatch):
+    # conv2d_grads (the plain conv's backward): the bias gradient summed by the loops
+    for image_bytes in (direct.IMAGE_PARTIALS_BYTES, 0):
+        monkeypatch.setattr(direct, "IMAGE_PARTIALS_BYTES", image_bytes)
+        x, w, b, gy = case.arrays(np.random.default_rng(7), np.float32)
+        need = (True, True, True)
+        got = fast.conv2d_grads(gy, x, w, need, *case.geometry)
+        want = ref.conv2d_grads(*(v.astype(np.float64) for v in (gy, x, w)), need,
+                                *case.geometry)
+        for g, e in zip(got, want, strict=True):
+            assert g.dtype == np.float32
+            np.testing.assert_allclose(g, e, rtol=2e-5, atol=2e-5 * max(1.0, np.abs(e).max()))

@@ -198,13 +198,10 @@ def conv2d_at(
     y = kernels.conv2d(xd, wd, bd, *args)
 
     def backward(g: np.ndarray) -> None:
-        g = np.ascontiguousarray(g)
-        if x.requires_grad:
-            x._accumulate(kernels.conv2d_grad_input(g, wd, x.shape[2:], *args))
-        if w.requires_grad:
-            w._accumulate(kernels.conv2d_grad_weight(g, xd, w.shape[2:], *args))
-        if b is not None and b.requires_grad:
-            b._accumulate(g.sum(axis=(0, 2, 3)))
+        need = (x.requires_grad, w.requires_grad, b is not None and b.requires_grad)
+        for t, grad in zip(parents, kernels.conv2d_grads(g, xd, wd, need, *args), strict=False):
+            if grad is not None:
+                t._accumulate(grad)
 
     return _unbatch(make(y, parents, backward, "conv2d"), unbatched)
 

@@ -22,6 +22,9 @@ from .fast import (
     conv2d_grad_weight as conv2d_grad_weight,
 )
 from .fast import (
+    conv2d_grads as conv2d_grads,
+)
+from .fast import (
     conv2d_relu as conv2d_relu,
 )
 from .fast import (
@@ -54,6 +57,7 @@ __all__ = [
     "conv2d_grad_weight",
     "conv2d_relu",
     "conv2d_relu_grads",
+    "conv2d_grads",
     "max_pool2d",
     "max_pool2d_grad",
     "avg_pool2d",

@@ -41,6 +41,7 @@ def _jit():
 SERIAL_WORK = 4_000_000  # multiply-adds; below this one thread beats waking the others
 PACK_COMPILED = 1 << 16  # values; packing a larger input runs as a compiled loop
 ROW_BUFFER_BYTES = 64 << 10  # forward: output rows per task sized to this much buffer
+WGRAD_CHUNK = 512  # weight gradient by channel blocks: positions per pass over a block
 IMAGE_TASKS = 16  # weight gradient split over images: at most this many partial sums,
 IMAGE_PARTIALS_BYTES = 4 << 20  # taking at most this much memory
 DEPTHWISE_TASKS = 128  # depthwise loops: planes handed out in about this many tasks
@@ -98,10 +99,11 @@ class _Flat:
         k4 = _round_up(offs.size, multiple)
         return np.concatenate([offs, np.zeros(k4 - offs.size, offs.dtype)]).astype(np.intp)
 
-    def pack(self, x, top, left, mask=None):
+    def pack(self, x, top, left, mask=None, check=False):
         """``x`` (N, C, h, w) into zero-filled rows ``(N, C * plane + slack)`` at (top, left).
 
         ``mask`` (x's shape): a fused ReLU's output; ``x`` is taken as 0 where it is <= 0.
+        ``check``: return ``(xf, finite)``, whether every value of ``x`` is finite.
         """
         n, c = x.shape[:2]
         xf = np.empty((n, c * self.plane + self.slack), dtype=x.dtype)
@@ -109,9 +111,10 @@ class _Flat:
         if mask is not None and not (compiled and mask.flags.c_contiguous):
             x, mask = loops.relu_grad(x, mask), None
         if compiled:  # both cores, one pass
+            bad = np.zeros(n * c if check else 0, np.int8)
             _run(_jit().pack, n * c, 4 * xf.size, x, x if mask is None else mask,
-                 mask is not None, top, left, self.hp, self.wp, xf)
-            return xf
+                 mask is not None, top, left, self.hp, self.wp, xf, bad)
+            return (xf, not bad.any()) if check else xf
         planes = xf[:, : c * self.plane].reshape(n, c, self.hp, self.wp)
         h, w = x.shape[2:]
         planes[:, :, top : top + h, left : left + w] = x  # each value written once:
@@ -120,7 +123,7 @@ class _Flat:
         planes[:, :, top : top + h, :left] = 0
         planes[:, :, top : top + h, left + w :] = 0
         xf[:, c * self.plane :] = 0
-        return xf
+        return (xf, bool(np.isfinite(x).all())) if check else xf
 
 
 def _conv_flat(xf, geo, w, b, kernel, dilation, groups, relu=False):
@@ -250,6 +253,11 @@ def conv2d_grad_weight(gy, x, kernel_hw, padding, dilation, groups, mask=None, b
     ``mask``: the output of a fused ``conv + ReLU``; ``gy`` counts as 0 where it is <= 0.
     ``bias``: return ``(grad_weight, grad_bias)``, the bias gradient summed from the same
     reads of ``gy`` where the loop allows.
+
+    Returns None when ``x`` holds a NaN or an infinity (found as the loops lay the input
+    out): the loops also multiply zeros by input cells beside each row's windows, which
+    would carry it into the sums; the caller takes the exact path. The depthwise loop
+    multiplies each kernel entry's window only, and checks nothing.
     """
     n, o, oh, ow = gy.shape
     cg = x.shape[1] // groups
@@ -263,18 +271,21 @@ def conv2d_grad_weight(gy, x, kernel_hw, padding, dilation, groups, mask=None, b
     partial = groups * og * offs.size * _block(dtype) // BLOCK_VECTORS * np.dtype(dtype).itemsize
     by_images = min(n, IMAGE_TASKS) > 1 and min(n, IMAGE_TASKS) * partial <= IMAGE_PARTIALS_BYTES
     depthwise = cg == 1 and o == groups
-    if mask is not None and (depthwise or not by_images or not mask.flags.c_contiguous):
+    if mask is not None and (depthwise or not mask.flags.c_contiguous):
         gy, mask = loops.relu_grad(np.ascontiguousarray(gy), mask), None
-    if depthwise or not by_images:
-        gw = (_depthwise_weight_grad(gy, x, kernel_hw, padding, dilation) if depthwise
-              else _weight_grad(gy, x, kernel_hw, padding, dilation, groups, False, None)[0])
+    if depthwise:
+        gw = _depthwise_weight_grad(gy, x, kernel_hw, padding, dilation)
         return (gw, gy.sum(axis=(0, 2, 3))) if bias else gw
-    gw, gb = _weight_grad(gy, x, kernel_hw, padding, dilation, groups, True, mask)
+    done = _weight_grad(gy, x, kernel_hw, padding, dilation, groups, by_images, mask)
+    if done is None:
+        return None
+    gw, gb = done
     return (gw, gb) if bias else gw
 
 
 def _weight_grad(gy, x, kernel_hw, padding, dilation, groups, by_images, mask):
-    """The two compiled weight-gradient splits; ``(gw, gb)``, gb only when ``by_images``."""
+    """The two compiled weight-gradient splits: ``(gw, gb)``, the bias gradient summed
+    from the laid-out gradient rows, or None when ``x`` is not all finite."""
     n, o, oh, ow = gy.shape
     cg = x.shape[1] // groups
     og = o // groups
@@ -292,24 +303,36 @@ def _weight_grad(gy, x, kernel_hw, padding, dilation, groups, by_images, mask):
         tasks = -(-n // per_task)
         gwp = np.zeros((tasks, groups, og, offs.size, lanes), dtype=dtype)
         gbp = np.zeros((tasks, o), dtype=dtype)
+        bad = np.zeros(tasks, np.int8)
         g = np.ascontiguousarray(gy)
         _run(_jit().conv_weight_grad_images, tasks, work,
              np.ascontiguousarray(x, dtype=dtype), g, g if mask is None else mask,
              mask is not None, padding[0][0], padding[1][0], geo.hp, geo.wp, geo.pp,
-             geo.slack, offs, cg * geo.plane, nb, per_task, gwp, gbp)
+             geo.slack, offs, cg * geo.plane, nb, per_task, gwp, gbp, bad)
+        if bad.any():
+            return None
         gwv, gb = gwp[0], gbp[0]
         for t in range(1, tasks):  # task order: deterministic
             gwv += gwp[t]
             gb += gbp[t]
     else:
-        xf = geo.pack(x.astype(dtype, copy=False), padding[0][0], padding[1][0])
-        gf = np.zeros((n, o, geo.pp), dtype=dtype)
-        gf[:, :, : geo.p].reshape(n, o, oh, geo.wp)[:, :, :, :ow] = gy
+        xf, finite = geo.pack(x.astype(dtype, copy=False), padding[0][0], padding[1][0],
+                              check=True)
+        if not finite:
+            return None
+        gf = np.empty((n, o, geo.pp), dtype=dtype)
+        sums = np.empty(n * o, dtype=dtype)
+        g = np.ascontiguousarray(gy)
+        _run(_jit().lay_rows, n * o, 4 * gf.size, g, g if mask is None else mask,
+             mask is not None, geo.wp, gf, sums)
+        gb = sums.reshape(n, o)[0].copy()
+        for i in range(1, n):  # image order: deterministic
+            gb += sums[i * o : (i + 1) * o]
         kb_per_task = max(1, min(16, n_kb // 8))
         n_tasks = groups * (nb + og - 4 * nb) * -(-n_kb // kb_per_task)
         gwv = np.zeros((groups, og, offs.size, lanes), dtype=dtype)
         _run(_jit().conv_weight_grad, n_tasks, work, xf, gf, offs, cg * geo.plane, nb,
-             kb_per_task, gwv)
+             kb_per_task, WGRAD_CHUNK, gwv)
     gw = gwv.sum(axis=-1)  # the lanes' partial sums (a fixed order: deterministic)
     kk = cg * kernel_hw[0] * kernel_hw[1]
     return np.ascontiguousarray(gw[:, :, :kk]).reshape(o, cg, *kernel_hw), gb

@@ -33,6 +33,7 @@ __all__ = [
     "conv2d_grad_weight",
     "conv2d_relu",
     "conv2d_relu_grads",
+    "conv2d_grads",
     "max_pool2d",
     "max_pool2d_grad",
     "avg_pool2d",
@@ -134,11 +135,12 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, algo
     algo = _check(algo or choose("grad_weight", stride, dilation, groups, x.shape, w_shape),
                   stride)
     # The direct loop also multiplies zeros by the input cells next to each row's valid
-    # window; a NaN or inf there would leak into the sum, so such inputs take the exact path.
-    # The depthwise loop multiplies each kernel entry's window only (no check needed).
-    depthwise = w_shape[1] == 1 and w_shape[0] == groups
-    if algo == "direct" and (depthwise or np.isfinite(x).all()):
-        return direct.conv2d_grad_weight(gy, x, tuple(kernel_hw), padding, dilation, groups)
+    # window; a NaN or inf there would leak into the sum, so such inputs (found by the
+    # loop as it lays the input out: None) take the exact path.
+    if algo == "direct":
+        gw = direct.conv2d_grad_weight(gy, x, tuple(kernel_hw), padding, dilation, groups)
+        if gw is not None:
+            return gw
     return gemm.conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups)
 
 
@@ -168,28 +170,43 @@ def conv2d_relu_grads(gy, y, x, w, need, stride, padding, dilation, groups, algo
 
     ``need``: (input, weight, bias), which to compute; returns ``(gx, gw, gb)``.
     """
+    return conv2d_grads(gy, x, w, need, stride, padding, dilation, groups, algo, mask=y)
+
+
+def conv2d_grads(gy, x, w, need, stride, padding, dilation, groups, algo=None, mask=None):
+    """The gradients of :func:`conv2d` that ``need`` (input, weight, bias) asks for.
+
+    Returns ``(gx, gw, gb)``, None for each one not needed. The bias gradient comes from
+    the weight-gradient loop's own reads of ``gy`` where it can. ``mask``: the output of a
+    fused ``conv + ReLU`` (:func:`conv2d_relu_grads`): ``gy`` counts as 0 where it is <= 0,
+    applied as the loops read ``gy``.
+    """
     args = (stride, padding, dilation, groups)
     x_shape = (gy.shape[0], w.shape[1] * groups, *x.shape[2:])
-    gw_algo = _check(algo or choose("grad_weight", stride, dilation, groups, x_shape, w.shape),
-                     stride)
+    algo = _check(algo or choose("grad_weight", stride, dilation, groups, x_shape, w.shape),
+                  stride)
     depthwise = w.shape[1] == 1 and w.shape[0] == groups
-    fused = gw_algo == "direct" and not depthwise and (not need[1] or np.isfinite(x).all())
-    if not fused:
-        g = loops.relu_grad(np.ascontiguousarray(gy), y)
-        gx = conv2d_grad_input(g, w, x.shape[2:], *args, algo=algo) if need[0] else None
-        gw = conv2d_grad_weight(g, x, w.shape[2:], *args, algo=algo) if need[1] else None
-        return gx, gw, (g.sum(axis=(0, 2, 3)) if need[2] else None)
     gy = np.ascontiguousarray(gy)
-    y = np.ascontiguousarray(y)
-    gx = gw = gb = None
-    if need[0]:
+    fused = algo == "direct" and not depthwise  # the loops that read gy with a mask
+    if mask is not None and not fused:  # the masked gradient once, then as unfused
+        gy, mask = loops.relu_grad(gy, np.ascontiguousarray(mask)), None
+    elif mask is not None:
+        mask = np.ascontiguousarray(mask)
+    done = None
+    if fused and need[1]:
+        done = direct.conv2d_grad_weight(gy, x, tuple(w.shape[2:]), padding, dilation, groups,
+                                         mask=mask, bias=True)  # None: x not all finite
+    if done is None and (need[1] or need[2]):
+        g = gy if mask is None else loops.relu_grad(gy, mask)
+        gw = conv2d_grad_weight(g, x, w.shape[2:], *args, algo=algo) if need[1] else None
+        done = gw, (g.sum(axis=(0, 2, 3)) if need[2] else None)
+    gw, gb = done if done is not None else (None, None)
+    gx = None
+    if need[0] and fused:
         gx = direct.conv2d_grad_input(gy, w.astype(gy.dtype, copy=False), tuple(x.shape[2:]),
-                                      padding, dilation, groups, mask=y)
-    if need[1]:
-        gw, gb = direct.conv2d_grad_weight(gy, x, tuple(w.shape[2:]), padding, dilation, groups,
-                                           mask=y, bias=True)
-    elif need[2]:
-        gb = loops.relu_grad(gy, y).sum(axis=(0, 2, 3))
+                                      padding, dilation, groups, mask=mask)
+    elif need[0]:
+        gx = conv2d_grad_input(gy, w, x.shape[2:], *args, algo=algo)
     return gx, gw, (gb if need[2] else None)
 
 

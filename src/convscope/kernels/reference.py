@@ -32,6 +32,7 @@ __all__ = [
     "conv2d_grad_weight",
     "conv2d_relu",
     "conv2d_relu_grads",
+    "conv2d_grads",
     "max_pool2d",
     "max_pool2d_grad",
     "avg_pool2d",
@@ -367,7 +368,16 @@ def conv2d_relu_grads(gy, y, x, w, need, stride, padding, dilation, groups):
     the convolution was ``<= 0``). ``need`` is (input, weight, bias): which to compute.
     Returns ``(gx, gw, gb)``, ``None`` for each one not needed.
     """
-    g = relu_grad(gy, y)
+    return conv2d_grads(gy, x, w, need, stride, padding, dilation, groups, mask=y)
+
+
+def conv2d_grads(gy, x, w, need, stride, padding, dilation, groups, mask=None):
+    """The gradients of :func:`conv2d` that ``need`` (input, weight, bias) asks for.
+
+    ``mask``: a fused ReLU's output; ``gy`` first becomes ``relu_grad(gy, mask)``.
+    Returns ``(gx, gw, gb)``, ``None`` for each one not needed.
+    """
+    g = gy if mask is None else relu_grad(gy, mask)
     args = (stride, padding, dilation, groups)
     gx = conv2d_grad_input(g, w, x.shape[2:], *args) if need[0] else None
     gw = conv2d_grad_weight(g, x, w.shape[2:], *args) if need[1] else None

@@ -79,6 +79,27 @@ def _copy_where(dst, d, src, s, mask, m, n):
 
 
 @njit(inline="always", **_OPTS)
+def _nonfinite(a, at, n):
+    """Whether ``a[at : at + n]`` holds a NaN or an infinity (``v * 0`` is 0 for the others)."""
+    L = lanes(a)
+    zero = vzero(a)
+    acc = zero
+    j = 0
+    while j + L <= n:
+        acc = vfma(vload(a, at + j), zero, acc)
+        j += L
+    lane = np.empty(L, a.dtype)
+    vstore(lane, 0, acc)
+    for m in range(L):
+        if lane[m] != 0:
+            return True
+    for m in range(j, n):
+        if a[at + m] * 0 != 0:
+            return True
+    return False
+
+
+@njit(inline="always", **_OPTS)
 def _vsum(a, at, n):
     """``sum(a[at : at + n])`` for ``n`` a multiple of 4 vectors: 4 vector accumulators, then
     their lanes in order (a fixed order: deterministic)."""
@@ -255,7 +276,7 @@ def _wgrad1(x, d0, d1, d2, d3, g0, r0, k, p0, p1):
 
 
 @njit(parallel=True, **_OPTS)
-def conv_weight_grad(xf, gf, offs, gstride, n_b4, kb_per_task, gwv):
+def conv_weight_grad(xf, gf, offs, gstride, n_b4, kb_per_task, chunk, gwv):
     """``gwv[g, o, k]`` (lanes summed) ``= sum_{n, p} gf[n, g*og+o, p] * xf[n, g*gs+offs[k]+p]``.
 
     xf (N, Lx); gf (N, G*og, Pp) holding zeros on the garbage columns and the tail; offs
@@ -270,7 +291,6 @@ def conv_weight_grad(xf, gf, offs, gstride, n_b4, kb_per_task, gwv):
     n_grp, og, k4 = gwv.shape[0], gwv.shape[1], gwv.shape[2]
     n_o, n_kb = n_b4 + og - 4 * n_b4, k4 // 4
     n_kc = (n_kb + kb_per_task - 1) // kb_per_task
-    chunk = 512
     for t in prange(n_grp * n_o * n_kc):
         g, ob, kc = t // (n_o * n_kc), t // n_kc % n_o, t % n_kc
         for i in range(n_img):
@@ -294,12 +314,14 @@ def conv_weight_grad(xf, gf, offs, gstride, n_b4, kb_per_task, gwv):
 
 
 @njit(parallel=True, **_OPTS)
-def pack(x, mask, masked, top, left, hp, wp, xf):
+def pack(x, mask, masked, top, left, hp, wp, xf, bad):
     """x (N, C, H, W) into xf (N, C*hp*wp + slack): zero-padded planes, then zeros.
 
     One plane per task; every value of ``xf`` is written once (the padding and the slack
     with zeros). ``masked``: values where ``mask`` (x's shape) is ``<= 0`` become 0 (the
     ReLU gradient's rule, applied to a gradient as it is packed); else ``mask`` is unused.
+    ``bad`` (N*C or empty): ``bad[t] = 1`` when plane ``t`` holds a NaN or an infinity
+    (checked in cache, as it is packed); an empty ``bad``: no check.
     """
     n, c, h, w = x.shape
     plane = hp * wp
@@ -322,9 +344,38 @@ def pack(x, mask, masked, top, left, hp, wp, xf):
                 flat[j] = 0
         for j in range(at + (top + h) * wp, at + plane):
             flat[j] = 0
+        if bad.size and _nonfinite(flat, at, plane):
+            bad[t] = 1
         if ch == c - 1:
             for j in range(i * size + c * plane, (i + 1) * size):
                 flat[j] = 0
+
+
+@njit(parallel=True, **_OPTS)
+def lay_rows(gy, mask, masked, wp, gf, sums):
+    """gy (N, O, H_out, W_out) into gf (N, O, Pp): rows ``wp`` apart, zeros elsewhere.
+
+    The layout the weight-gradient loop reads (the garbage columns and the tail zero); one
+    plane per task. ``masked``: values where ``mask`` (gy's shape) is ``<= 0`` become 0
+    (a fused ReLU's gradient rule). ``sums[n * O + o]`` gets the plane's sum (for the
+    bias gradient; ``Pp`` is a multiple of 4 vectors).
+    """
+    n, o, oh, ow = gy.shape
+    pp = gf.shape[2]
+    gflat, mflat, flat = gy.ravel(), mask.ravel(), gf.ravel()
+    for t in prange(n * o):
+        at, src = t * pp, t * oh * ow
+        for r in range(oh):
+            row = at + r * wp
+            if masked:
+                _copy_where(flat, row, gflat, src + r * ow, mflat, src + r * ow, ow)
+            else:
+                _copy(flat, row, gflat, src + r * ow, ow)
+            for j in range(row + ow, row + wp):
+                flat[j] = 0
+        for j in range(at + oh * wp, at + pp):
+            flat[j] = 0
+        sums[t] = _vsum(flat, at, pp)
 
 
 @njit(inline="always", **_OPTS)
@@ -469,7 +520,7 @@ def depthwise_weight_grad(x, gy, top, left, hp, wp, slack, kh, kw, dh, dw, per_t
 
 @njit(parallel=True, **_OPTS)
 def conv_weight_grad_images(xs, gy, mask, masked, top, left, hp, wp, pp, slack, offs, gstride,
-                            n_b4, per_task, gwp, gbp):
+                            n_b4, per_task, gwp, gbp, bad):
     """The weight gradient as :func:`conv_weight_grad`, split over images instead.
 
     xs (N, C, H, W) and gy (N, O, H_out, W_out) in their own layouts: each task lays one
@@ -485,7 +536,10 @@ def conv_weight_grad_images(xs, gy, mask, masked, top, left, hp, wp, pp, slack, 
     gbp (T, O) gets each task's sums of the gradient per channel (the bias gradient's
     partials, from the laid-out rows in cache). ``masked``: the gradient is taken as 0
     where ``mask`` (gy's shape) is ``<= 0`` (a fused ReLU's gradient rule, applied as
-    the rows are laid out); else ``mask`` is unused.
+    the rows are laid out); else ``mask`` is unused. ``bad[t]`` is set to 1 when task
+    ``t`` finds a NaN or an infinity in its images: the loop's zero products with cells
+    beside the windows would then carry it into the sums, and the caller must take the
+    exact path (checked on the laid-out images in cache: no pass of its own).
     """
     n_img, n_c, h, w = xs.shape
     n_out, oh, ow = gy.shape[1], gy.shape[2], gy.shape[3]
@@ -502,6 +556,8 @@ def conv_weight_grad_images(xs, gy, mask, masked, top, left, hp, wp, pp, slack, 
                 for r in range(h):
                     at = c * plane + (r + top) * wp + left
                     x[at : at + w] = xs[i, c, r]
+            if _nonfinite(x, 0, n_c * plane):
+                bad[t] = 1
             for c in range(n_out):
                 row = gb[c]
                 if masked:
