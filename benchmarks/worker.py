@@ -157,8 +157,8 @@ def convscope_pool(row: dict, repeats: int) -> dict:
     x = pool_arrays(row)
     k, s, p = (row["k"],) * 2, (row["s"],) * 2, (row["p"],) * 2
     if row["op"] == "max":
-        y, idx = kernels.max_pool2d(x, k, s, p, (1, 1), False)
-        fwd = lambda: kernels.max_pool2d(x, k, s, p, (1, 1), False)  # noqa: E731
+        # forward as PyTorch's under no_grad: no winner indices recorded
+        fwd = lambda: kernels.max_pool2d(x, k, s, p, (1, 1), False, False)  # noqa: E731
 
         def fwdbwd():
             y, idx = kernels.max_pool2d(x, k, s, p, (1, 1), False)

@@ -206,6 +206,10 @@ def test_max_pool_loops_match_reference(case, dtype):
     y, idx = loops.max_pool2d(x, kernel, stride, padding, dilation, y_ref.shape[2:])
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(idx, idx_ref)
+    y_only, none = loops.max_pool2d(x, kernel, stride, padding, dilation, y_ref.shape[2:],
+                                    indices=False)  # a forward without gradient
+    np.testing.assert_array_equal(y_only, y_ref)
+    assert none is None
     gy = rng.uniform(-1, 1, y.shape).astype(dtype)
     gx = loops.max_pool2d_grad(gy, idx, (h, w))
     np.testing.assert_allclose(gx, ref.max_pool2d_grad(gy, idx_ref, (h, w)), rtol=1e-6)
@@ -232,6 +236,10 @@ def test_max_pool_vector_columns_with_ties_nan_and_inf(kernel, stride, padding, 
     y, idx = loops.max_pool2d(x, kernel, stride, padding, dilation, y_ref.shape[2:])
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(idx, idx_ref)
+    y_only, none = loops.max_pool2d(x, kernel, stride, padding, dilation, y_ref.shape[2:],
+                                    indices=False)  # a forward without gradient
+    np.testing.assert_array_equal(y_only, y_ref)
+    assert none is None
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -253,6 +261,11 @@ def test_avg_pool_loops_match_reference(shape, kernel, stride, padding, ceil_mod
     y = loops.avg_pool2d(x, kernel, stride, padding, divisor)
     assert y.dtype == dtype and y.shape == y_ref.shape == (*shape[:2], oh, ow)
     np.testing.assert_allclose(y, y_ref, rtol=1e-6)
+    gy = rng.uniform(-1, 1, y.shape).astype(dtype)
+    gx = loops.avg_pool2d_grad(gy, shape[2:], kernel, stride, padding, divisor)
+    assert gx.dtype == dtype and gx.shape == x.shape
+    np.testing.assert_allclose(gx, ref.avg_pool2d_grad(gy, shape[2:], *args), rtol=1e-5,
+                               atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -339,6 +352,8 @@ _AS_PYTHON = textwrap.dedent("""
     div = fast._avg_setup((5, 6), (3, 2), (2, 1), (1, 1), False, True)[1]
     y = loops.avg_pool2d(x, (3, 2), (2, 1), (1, 1), div)
     assert np.allclose(y, ref.avg_pool2d(x, (3, 2), (2, 1), (1, 1), False, True))
+    gx = loops.avg_pool2d_grad(y, (5, 6), (3, 2), (2, 1), (1, 1), div)
+    assert np.allclose(gx, ref.avg_pool2d_grad(y, (5, 6), (3, 2), (2, 1), (1, 1), False, True))
     loops.SMALL = 0
     assert (loops.relu(x) == ref.relu(x)).all()
     assert (loops.relu_grad(x, x) == ref.relu_grad(x, x)).all()

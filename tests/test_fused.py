@@ -260,3 +260,21 @@ def test_unfused_gradients_with_the_bias_from_the_weight_loop(case, monkeypatch)
         for g, e in zip(got, want, strict=True):
             assert g.dtype == np.float32
             np.testing.assert_allclose(g, e, rtol=2e-5, atol=2e-5 * max(1.0, np.abs(e).max()))
+
+
+def test_max_pool_without_gradient_skips_the_indices(monkeypatch):
+    from convscope import kernels
+
+    calls = []
+    real = kernels.max_pool2d
+    monkeypatch.setattr(kernels, "max_pool2d", lambda *a: calls.append(a[-1]) or real(*a))
+    x = np.random.default_rng(0).standard_normal((2, 3, 40, 40)).astype(np.float32)
+    with cs.no_grad():
+        y0 = F.max_pool2d(cs.tensor(x, requires_grad=True), 3, 2, 1)
+    y1 = F.max_pool2d(cs.tensor(x), 3, 2, 1)
+    y2 = F.max_pool2d(cs.tensor(x, requires_grad=True), 3, 2, 1)
+    y3, idx = F.max_pool2d(cs.tensor(x), 3, 2, 1, return_indices=True)
+    assert calls == [False, False, True, True]
+    for y in (y1, y2, y3):
+        np.testing.assert_array_equal(y0.numpy(), y.numpy())
+    assert idx.dtype == np.int64  # as PyTorch's

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import kernels, shapes
 from .errors import ArgumentError, ArgumentTypeError, ShapeError, message
-from .tensor import Tensor, as_array, make
+from .tensor import Tensor, as_array, is_grad_enabled, make
 
 __all__ = [
     "conv2d",
@@ -282,7 +282,8 @@ def max_pool2d_at(
     )
     shapes.check_size(x.shape[:2] + out_hw, where, itemsize=x.dtype.itemsize + 8)  # + indices
     xd = np.ascontiguousarray(x.data)
-    y, idx = kernels.max_pool2d(xd, k, s, p, d, bool(ceil_mode))
+    indices = return_indices or (x.requires_grad and is_grad_enabled())  # else: no backward
+    y, idx = kernels.max_pool2d(xd, k, s, p, d, bool(ceil_mode), indices)
     hw = x.shape[2:]
     out = _unbatch(
         make(

@@ -9,9 +9,9 @@ Two algorithms, both exact (no Winograd or FFT approximations of the sums' round
     ``im2col`` + one BLAS matrix product per group.
 
 :func:`choose` picks one per call; every conv function takes ``algo=`` to force one (tests
-drive each path that way). Max pooling, average pooling (forward) and ReLU are compiled
-loops for large arrays (:mod:`.loops`), NumPy below; the average-pooling gradient and
-padding are NumPy views and reductions.
+drive each path that way). Pooling (forward and gradient) and ReLU are compiled loops
+for large arrays (:mod:`.loops`), NumPy below; padding is NumPy views and reductions.
+A convolution followed by a ReLU can run fused (:func:`conv2d_relu`).
 Small matrix products (:func:`matmul`, the linear layer) avoid BLAS's thread pool.
 
 Same signatures and semantics as :mod:`convscope.kernels.reference`, which is the spec.
@@ -249,7 +249,7 @@ def _first_real(out_size, stride, pad, dilation):
     return start + skip * dilation
 
 
-def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode):
+def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, indices=True):
     """Max pooling with winner indices (PyTorch's tie and NaN rules).
 
     Parameters
@@ -263,7 +263,8 @@ def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode):
     y : ndarray of shape (N, C, H_out, W_out)
         ``H_out = shapes.pool_out(H, kh, sh, ph, dh, ceil_mode)``.
     idx : ndarray of int32 (int64 for planes of 2**31 cells or more), shape (N, C, H_out, W_out)
-        Flat index ``h * W + w`` of the winner in its input plane: the first maximum in
+        (None with ``indices=False``: for a forward pass that needs no gradient, as
+        PyTorch's.) Flat index ``h * W + w`` of the winner in its input plane: the first maximum in
         row-major window order, or the last NaN if the window holds one; ``-1`` for a
         window with no input cell at all (see the reference kernel).
 
@@ -278,7 +279,7 @@ def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode):
     oh = shapes.pool_out(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
     ow = shapes.pool_out(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
     if x.size >= loops.SMALL:  # one compiled pass; NumPy below for small inputs
-        return loops.max_pool2d(x, kernel, stride, padding, dilation, (oh, ow))
+        return loops.max_pool2d(x, kernel, stride, padding, dilation, (oh, ow), indices)
     xp = _pool_padded(x, kernel, stride, padding, dilation, (oh, ow), -np.inf)
     win = _windows(xp, kernel, stride, dilation, (oh, ow))
     win = win.reshape(n, c, oh, ow, kernel[0] * kernel[1])
@@ -298,6 +299,8 @@ def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode):
         first_col = _first_real(ow, stride[1], padding[1], dilation[1])[None, :]
         no_cell = (first_row >= h) | (first_col >= w)  # dilation stepped over the input
         idx = np.where(lost, np.where(no_cell, -1, first_row * w + first_col), idx)
+    if not indices:
+        return np.ascontiguousarray(y), None
     return np.ascontiguousarray(y), np.broadcast_to(idx, y.shape).astype(loops.index_dtype(h, w))
 
 
@@ -385,6 +388,10 @@ def avg_pool2d_grad(gy, input_hw, kernel, stride, padding, ceil_mode, count_incl
     gx : ndarray of shape (N, C, H, W), dtype of ``gy``
     """
     (oh, ow), divisor = _avg_setup(input_hw, kernel, stride, padding, ceil_mode, count_include_pad)
+    if gy.size >= loops.SMALL and stride[1] == kernel[1] and padding[1] == 0:
+        # windows side by side along rows (2x2 stride 2...): one compiled pass of row
+        # additions; overlapping windows go faster with NumPy's strided sums (measured)
+        return loops.avg_pool2d_grad(gy, input_hw, kernel, stride, padding, divisor)
     share = gy / divisor.astype(gy.dtype)
     cols = np.broadcast_to(share[:, :, None, None], (*gy.shape[:2], *kernel, oh, ow))
     ph, pw = padding

@@ -40,17 +40,20 @@ def index_dtype(h, w):
     return np.int32 if h * w < 2**31 else np.int64
 
 
-def max_pool2d(x, kernel, stride, padding, dilation, out_hw):
-    """``(y, idx)`` as :func:`convscope.kernels.fast.max_pool2d`, output size given."""
+def max_pool2d(x, kernel, stride, padding, dilation, out_hw, indices=True):
+    """``(y, idx)`` as :func:`convscope.kernels.fast.max_pool2d`, output size given.
+
+    ``indices=False``: the winners are not recorded; ``idx`` is None.
+    """
     n, c, h, w = x.shape
     y = np.empty((n, c, *out_hw), dtype=x.dtype)
-    idx = np.empty((n, c, *out_hw), dtype=index_dtype(h, w))
+    idx = np.empty((n, c, *out_hw) if indices else (1, 1, 1), dtype=index_dtype(h, w))
     if y.size:
         _run(_jit().max_pool, n * c, 16 * y.size * kernel[0] * kernel[1],
              np.ascontiguousarray(x).reshape(n * c, h, w), tuple(kernel), tuple(stride),
-             tuple(padding), tuple(dilation), y.reshape(n * c, *out_hw),
-             idx.reshape(n * c, *out_hw))
-    return y, idx
+             tuple(padding), tuple(dilation), indices, y.reshape(n * c, *out_hw),
+             idx.reshape(n * c, *out_hw) if indices else idx)
+    return y, (idx if indices else None)
 
 
 def max_pool2d_grad(gy, idx, input_hw):
@@ -75,6 +78,18 @@ def avg_pool2d(x, kernel, stride, padding, divisor):
              np.ascontiguousarray(x).reshape(n * c, h, w), tuple(kernel), tuple(stride),
              tuple(padding), divisor.astype(x.dtype), y.reshape(n * c, *divisor.shape))
     return y
+
+
+def avg_pool2d_grad(gy, input_hw, kernel, stride, padding, divisor):
+    """``gy / divisor`` spread over each window, as :func:`convscope.kernels.fast.avg_pool2d_grad`."""
+    n, c = gy.shape[:2]
+    gx = np.empty((n, c, *input_hw), dtype=gy.dtype)  # the loop zeroes each plane
+    if gx.size:
+        _run(_jit().avg_pool_grad, n * c, 4 * gx.size + 16 * gy.size * kernel[0] * kernel[1],
+             np.ascontiguousarray(gy).reshape(n * c, *gy.shape[2:]), tuple(kernel),
+             tuple(stride), tuple(padding), divisor.astype(gy.dtype),
+             gx.reshape(n * c, *input_hw))
+    return gx
 
 
 def relu(x, out=None):

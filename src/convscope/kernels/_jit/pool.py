@@ -38,8 +38,11 @@ def _window(x, t, top, left, kh, kw, dh, dw, h, w):
 
 
 @njit(parallel=True, **_OPTS)
-def max_pool(x, kernel, stride, padding, dilation, y, idx):
+def max_pool(x, kernel, stride, padding, dilation, with_idx, y, idx):
     """``y``/``idx`` (N*C, H_out, W_out) from ``x`` (N*C, H, W): the reference's rule.
+
+    ``with_idx`` false: the winners are not recorded (no gradient will be asked for, as
+    PyTorch's forward without grad); ``idx`` is then not touched.
 
     Windows that lie wholly inside the input (interior rows and columns) scan their cells
     by a table of flat offsets and record the winner's cell number, turned into the flat
@@ -72,15 +75,15 @@ def max_pool(x, kernel, stride, padding, dilation, y, idx):
         xt = x[t].ravel()
         for r in range(oh):
             top = r * sh - ph
-            if top < 0 or top + (kh - 1) * dh >= h:  # window rows leave the input
-                for q in range(ow):
-                    y[t, r, q], idx[t, r, q] = _window(x, t, top, q * sw - pw, kh, kw, dh, dw,
-                                                       h, w)
+            edge = top < 0 or top + (kh - 1) * dh >= h  # window rows leave the input
+            for q in range(ow):
+                if edge or q < qa or q >= qb:
+                    best, at = _window(x, t, top, q * sw - pw, kh, kw, dh, dw, h, w)
+                    y[t, r, q] = best
+                    if with_idx:
+                        idx[t, r, q] = at
+            if edge:
                 continue
-            for q in range(qa):
-                y[t, r, q], idx[t, r, q] = _window(x, t, top, q * sw - pw, kh, kw, dh, dw, h, w)
-            for q in range(qb, ow):
-                y[t, r, q], idx[t, r, q] = _window(x, t, top, q * sw - pw, kh, kw, dh, dw, h, w)
             q = qa
             while q < qv and qv - qa >= L:  # L columns per step (stride 2: even lanes)
                 q = min(q, qv - L)  # the last vector overlaps the one before: same values
@@ -99,7 +102,8 @@ def max_pool(x, kernel, stride, padding, dilation, y, idx):
                     kv = vpick(cell, m, vsplat(xt, offs[j]), kv)
                     m = vpick(cell, m, cell, m)
                 vstore(yflat, (t * oh + r) * ow + q, m)
-                vstore_index(iflat, (t * oh + r) * ow + q, kv, b0, sw)
+                if with_idx:
+                    vstore_index(iflat, (t * oh + r) * ow + q, kv, b0, sw)
                 q += L
             while q + 4 <= qb:
                 b0 = top * w + q * sw - pw
@@ -122,8 +126,9 @@ def max_pool(x, kernel, stride, padding, dilation, y, idx):
                     m2 = v2 if t2 else m2
                     m3 = v3 if t3 else m3
                 y[t, r, q], y[t, r, q + 1], y[t, r, q + 2], y[t, r, q + 3] = m0, m1, m2, m3
-                idx[t, r, q], idx[t, r, q + 1] = b0 + offs[k0], b1 + offs[k1]
-                idx[t, r, q + 2], idx[t, r, q + 3] = b2 + offs[k2], b3 + offs[k3]
+                if with_idx:
+                    idx[t, r, q], idx[t, r, q + 1] = b0 + offs[k0], b1 + offs[k1]
+                    idx[t, r, q + 2], idx[t, r, q + 3] = b2 + offs[k2], b3 + offs[k3]
                 q += 4
             for col in range(q, qb):
                 base = top * w + col * sw - pw
@@ -135,7 +140,8 @@ def max_pool(x, kernel, stride, padding, dilation, y, idx):
                     k = j if take else k
                     best = value if take else best
                 y[t, r, col] = best
-                idx[t, r, col] = base + offs[k]
+                if with_idx:
+                    idx[t, r, col] = base + offs[k]
 
 
 @njit(parallel=True, **_OPTS)
@@ -220,6 +226,47 @@ def avg_pool(x, kernel, stride, padding, div, y):
                 if col < qa or col >= q:
                     _avg_window(x, t, top, col * sw - pw, kh, kw, h, w, y, r, col)
                 y[t, r, col] = y[t, r, col] / div[r, col]
+
+
+@njit(parallel=True, **_OPTS)
+def avg_pool_grad(gy, kernel, stride, padding, div, gx):
+    """``gx`` (N*C, H, W): each ``gy[t, r, q] / div[r, q]`` added to its window's cells.
+
+    One plane per task: the plane is zeroed (in cache), then the outputs are taken in
+    row-major order and each adds its share to its window's cells inside the input (a
+    fixed order: deterministic; padding cells take nothing).
+    """
+    planes, h, w = gx.shape
+    oh, ow = gy.shape[1], gy.shape[2]
+    kh, kw = kernel
+    sh, sw = stride
+    ph, pw = padding
+    gyflat, gflat = gy.ravel(), gx.ravel()
+    for t in prange(planes):
+        at = t * h * w
+        for j in range(at, at + h * w):
+            gflat[j] = 0
+        share = np.empty(ow * kw, gx.dtype)
+        for r in range(oh):
+            top = r * sh - ph
+            if sw == kw and pw == 0 and ow * kw <= w:  # columns do not overlap: rows of shares
+                for q in range(ow):
+                    value = gyflat[(t * oh + r) * ow + q] / div[r, q]
+                    for v in range(kw):
+                        share[q * kw + v] = value
+                for u in range(max(0, -top), min(kh, h - top)):
+                    row = at + (top + u) * w
+                    for j in range(ow * kw):
+                        gflat[row + j] += share[j]
+                continue
+            for q in range(ow):
+                share[q] = gyflat[(t * oh + r) * ow + q] / div[r, q]
+            for u in range(max(0, -top), min(kh, h - top)):
+                row = at + (top + u) * w  # flat indices: no negative-index checks
+                for q in range(ow):
+                    left = q * sw - pw
+                    for v in range(max(0, -left), min(kw, w - left)):
+                        gflat[row + left + v] += share[q]
 
 
 RUN = 4096  # values per task of the elementwise loops
