@@ -81,7 +81,7 @@ def avg_pool2d(x, kernel, stride, padding, divisor):
 
 
 def avg_pool2d_grad(gy, input_hw, kernel, stride, padding, divisor):
-    """``gy / divisor`` spread over each window, as :func:`convscope.kernels.fast.avg_pool2d_grad`."""
+    """``gy / divisor`` spread over each window (see :func:`.fast.avg_pool2d_grad`)."""
     n, c = gy.shape[:2]
     gx = np.empty((n, c, *input_hw), dtype=gy.dtype)  # the loop zeroes each plane
     if gx.size:
