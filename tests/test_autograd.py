@@ -181,7 +181,23 @@ def test_graph_is_freed_after_backward():
     loss.backward()
     gc.collect()
     assert ref() is None, "an intermediate tensor outlived backward(): the graph was kept"
-    assert loss._parents == ()
+    assert loss._node.parents == () and loss._node.backward is None
+
+
+@pytest.mark.parametrize("op", ["relu", "add", "exp", "max_pool2d", "pad", "sum"])
+def test_values_the_backward_does_not_need_are_freed_before_it(op):
+    # the graph keeps nodes, not tensors: an intermediate nobody holds is freed at once
+    # (a view, as reshape's output, shares its input's memory and keeps it, as in PyTorch)
+    x = cs.tensor(np.random.default_rng(0).standard_normal((2, 3, 8, 8)), requires_grad=True)
+    hidden = x * 2.0
+    values = weakref.ref(hidden.data)
+    out = {"relu": lambda h: F.relu(h), "add": lambda h: h + 1.0,
+           "exp": lambda h: h.exp(), "max_pool2d": lambda h: F.max_pool2d(h, 2),
+           "pad": lambda h: F.pad(h, 1, "reflect"), "sum": lambda h: h.sum()}[op](hidden)
+    del hidden
+    assert values() is None, f"{op} kept its input's values alive"
+    (out * out).sum().backward()
+    assert x.grad is not None and np.isfinite(x.grad.numpy()).all()
 
 
 def test_deep_graph_does_not_hit_the_recursion_limit():

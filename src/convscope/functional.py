@@ -184,25 +184,14 @@ def conv2d_at(
     xd, wd, bd = _arr(x, dt), _arr(w, dt), _arr(b, dt)
     args = (geo.stride, geo.padding, geo.dilation, geo.groups)
     parents = (x, w) if b is None else (x, w, b)
-    if relu:
+    need = (x.requires_grad, w.requires_grad, b is not None and b.requires_grad)
+    k = len(parents)
+    if relu:  # the backward keeps the ReLU's output (its mask), not the conv's
         y = kernels.conv2d_relu(xd, wd, bd, *args)
-
-        def backward_relu(g: np.ndarray) -> None:
-            need = (x.requires_grad, w.requires_grad, b is not None and b.requires_grad)
-            grads = kernels.conv2d_relu_grads(g, y, xd, wd, need, *args)
-            for t, grad in zip(parents, grads, strict=False):
-                if grad is not None:
-                    t._accumulate(grad)
-
-        return _unbatch(make(y, parents, backward_relu, "conv2d+relu"), unbatched)
+        backward = lambda g: kernels.conv2d_relu_grads(g, y, xd, wd, need, *args)[:k]  # noqa: E731
+        return _unbatch(make(y, parents, backward, "conv2d+relu"), unbatched)
     y = kernels.conv2d(xd, wd, bd, *args)
-
-    def backward(g: np.ndarray) -> None:
-        need = (x.requires_grad, w.requires_grad, b is not None and b.requires_grad)
-        for t, grad in zip(parents, kernels.conv2d_grads(g, xd, wd, need, *args), strict=False):
-            if grad is not None:
-                t._accumulate(grad)
-
+    backward = lambda g: kernels.conv2d_grads(g, xd, wd, need, *args)[:k]  # noqa: E731
     return _unbatch(make(y, parents, backward, "conv2d"), unbatched)
 
 
@@ -241,7 +230,7 @@ def pad(input: Any, padding: Any, mode: str = "zeros") -> Tensor:
         )
     y = kernels.pad2d(np.ascontiguousarray(x.data), p, mode)
     return _unbatch(
-        make(y, (x,), lambda g: x._accumulate(kernels.pad2d_grad(g, p, mode)), "pad"), unbatched
+        make(y, (x,), lambda g: (kernels.pad2d_grad(g, p, mode),), "pad"), unbatched
     )
 
 
@@ -289,7 +278,7 @@ def max_pool2d_at(
         make(
             y,
             (x,),
-            lambda g: x._accumulate(kernels.max_pool2d_grad(np.ascontiguousarray(g), idx, hw)),
+            lambda g: (kernels.max_pool2d_grad(np.ascontiguousarray(g), idx, hw),),
             "max_pool2d",
         ),
         unbatched,
@@ -342,7 +331,7 @@ def avg_pool2d_at(
         make(
             y,
             (x,),
-            lambda g: x._accumulate(kernels.avg_pool2d_grad(np.ascontiguousarray(g), hw, *args)),
+            lambda g: (kernels.avg_pool2d_grad(np.ascontiguousarray(g), hw, *args),),
             "avg_pool2d",
         ),
         unbatched,
@@ -353,9 +342,8 @@ def avg_pool2d_at(
 def relu(input: Any) -> Tensor:
     """``max(x, 0)`` elementwise; the gradient at 0 is 0, as in PyTorch."""
     x = as_tensor(input, "relu")
-    return make(
-        kernels.relu(x.data), (x,), lambda g: x._accumulate(kernels.relu_grad(g, x.data)), "relu"
-    )
+    y = kernels.relu(x.data)  # its gradient rule read from the output: the input can go
+    return make(y, (x,), lambda g: (kernels.relu_grad(g, y),), "relu")
 
 
 def linear(input: Any, weight: Any, bias: Any = None, where: str = "linear") -> Tensor:
@@ -407,13 +395,15 @@ def _linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     if b is not None:
         y = y + b.data
 
-    def backward(g: np.ndarray) -> None:
-        if x.requires_grad:
-            x._accumulate(kernels.fast.matmul(g, w.data))
-        if w.requires_grad:
-            w._accumulate(kernels.fast.matmul(g.T, x.data))
-        if b is not None and b.requires_grad:
-            b._accumulate(g.sum(axis=0))
+    xd, wd = x.data, w.data
+    need = (x.requires_grad, w.requires_grad, b is not None and b.requires_grad)
+
+    def backward(g: np.ndarray) -> tuple:
+        return (
+            kernels.fast.matmul(g, wd) if need[0] else None,
+            kernels.fast.matmul(g.T, xd) if need[1] else None,
+            g.sum(axis=0) if need[2] else None,
+        )[: 2 if b is None else 3]
 
     return make(y, (x, w) if b is None else (x, w, b), backward, "linear")
 
@@ -469,7 +459,7 @@ def log_softmax(input: Any, dim: int = -1) -> Tensor:
     out = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
     soft = np.exp(out)
     return make(
-        out, (x,), lambda g: x._accumulate(g - soft * g.sum(axis=dim, keepdims=True)), "log_softmax"
+        out, (x,), lambda g: (g - soft * g.sum(axis=dim, keepdims=True),), "log_softmax"
     )
 
 
@@ -648,13 +638,12 @@ def batch_norm(
     xhat = (x.data - np.asarray(mean, dtype=x.dtype).reshape(1, c, 1, 1)) * inv.reshape(1, c, 1, 1)
     norm_train = training
 
-    def backward(g: np.ndarray) -> None:
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
         if not norm_train:
-            x._accumulate(g * inv.reshape(1, c, 1, 1))
-            return
+            return (g * inv.reshape(1, c, 1, 1),)
         gm = g.mean(axis=axes, keepdims=True)
         gxm = (g * xhat).mean(axis=axes, keepdims=True)
-        x._accumulate((g - gm - xhat * gxm) * inv.reshape(1, c, 1, 1))
+        return ((g - gm - xhat * gxm) * inv.reshape(1, c, 1, 1),)
 
     y = make(xhat, (x,), backward, "batch_norm")
     if weight is not None:

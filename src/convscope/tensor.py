@@ -1,9 +1,12 @@
 """``Tensor``: a NumPy array plus reverse-mode automatic differentiation.
 
-micrograd's design at tensor level: every operation builds its output and attaches a small
-``_backward`` closure that *accumulates* the output's gradient into its inputs. ``backward()``
-sorts the graph topologically and calls the closures in reverse, then frees the graph, so
-memory stays flat over a long training run.
+Every operation builds its output and, when an input requires grad, a graph node
+(:class:`_Node`) holding a small ``backward`` closure that maps the output's gradient to
+its inputs' gradients. The node is not the tensor (as in PyTorch): it keeps only what its
+closure needs (a ReLU its output, an add nothing), so a value nobody holds any more is
+freed even while the graph that made it is alive. ``backward()`` sorts the nodes
+topologically, calls the closures in reverse, adds each result into the input's node, and
+frees the graph as it goes, so memory stays flat over a long training run.
 
 >>> import convscope as cs
 >>> x = cs.tensor([1.0, 2.0, 3.0], requires_grad=True)
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -180,17 +184,13 @@ class Tensor:
         self.data: np.ndarray = np.array(arr, copy=True)
         self.requires_grad = bool(requires_grad)
         self.grad: Tensor | None = None
-        self._backward: Callable[[np.ndarray], None] | None = None
-        self._parents: tuple[Tensor, ...] = ()
-        self._op = ""
-        self._gbuf: np.ndarray | None = None
+        self._node: _Node | None = None  # how it was computed; a leaf's once it joins a graph
 
     @classmethod
     def _wrap(cls, data: np.ndarray, requires_grad: bool = False) -> Tensor:
         """Wrap an array without copying or checking (internal)."""
         t = cls.__new__(cls)
-        t.data, t.requires_grad, t.grad = data, requires_grad, None
-        t._backward, t._parents, t._op, t._gbuf = None, (), "", None
+        t.data, t.requires_grad, t.grad, t._node = data, requires_grad, None, None
         return t
 
     # ----------------------------------------------------------------- array protocol
@@ -212,7 +212,20 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        return not self._op
+        return self._node is None or self._node.leaf is not None
+
+    @property
+    def _op(self) -> str:
+        """The operation that computed this tensor ("" for a leaf)."""
+        return "" if self.is_leaf or self._node is None else self._node.op
+
+    def _graph_node(self) -> _Node | None:
+        """This tensor's node for a new graph edge (a leaf gets one on first use)."""
+        if not self.requires_grad:
+            return None
+        if self._node is None:
+            self._node = _Node((), None, "", self.shape, self.dtype, weakref.ref(self))
+        return self._node
 
     def __len__(self) -> int:
         return len(self.data)
@@ -268,13 +281,6 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
-    def _accumulate(self, grad: np.ndarray) -> None:
-        """Add ``grad`` into this tensor's gradient buffer (never in place: no aliasing)."""
-        if not self.requires_grad:
-            return
-        grad = _unbroadcast(np.asarray(grad, dtype=self.dtype), self.shape)
-        self._gbuf = grad if self._gbuf is None else self._gbuf + grad
-
     def backward(self, gradient: Any = None) -> None:
         """Compute the gradient of this tensor with respect to every leaf that requires it.
 
@@ -315,58 +321,44 @@ class Tensor:
                         f"gradient shape {g.shape}",
                     )
                 )
-        order = self._topological_order()
-        self._gbuf = g
-        while order:  # popped, not iterated: a node done is no longer held here, so its
-            node = order.pop()  # activations are freed as soon as no closure needs them
-            g, node._gbuf = node._gbuf, None
-            if node.is_leaf:
-                if g is not None:
-                    node.grad = Tensor._wrap(g.copy() if node.grad is None else node.grad.data + g)
+        root = self._graph_node()
+        assert root is not None
+        order = _topological_order(root)
+        root.grad = g
+        while order:  # popped, not iterated: a node done is no longer held here, so what
+            node = order.pop()  # its closure kept is freed as soon as nothing needs it
+            g, node.grad = node.grad, None
+            if node.leaf is not None:
+                leaf = node.leaf()
+                if g is not None and leaf is not None:
+                    leaf.grad = Tensor._wrap(g.copy() if leaf.grad is None else leaf.grad.data + g)
                 continue
-            if node._backward is None:
+            if node.backward is None:
                 raise GradError(
                     message(
                         "backward",
                         "the graph was already freed by an earlier backward() call",
                         "run the forward pass again before calling backward() a second time",
-                        f"a result of {node._op}",
+                        f"a result of {node.op}",
                     )
                 )
             if g is not None:
-                node._backward(g)
-            node._backward, node._parents = None, ()  # free the graph as we go
-
-    def _topological_order(self) -> list[Tensor]:
-        order: list[Tensor] = []
-        seen: set[int] = set()
-        stack: list[tuple[Tensor, bool]] = [(self, False)]
-        while stack:  # iterative DFS: deep graphs must not hit the recursion limit
-            node, done = stack.pop()
-            if done:
-                order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.append((node, True))
-            stack.extend((p, False) for p in node._parents if p.requires_grad and id(p) not in seen)
-        return order
+                grads = node.backward(g)
+                for parent, grad in zip(node.parents, grads, strict=True):
+                    if parent is not None and grad is not None:
+                        parent.accumulate(grad)
+            node.backward, node.parents = None, ()  # free the graph as we go
 
     # ----------------------------------------------------------------- elementwise ops
     def __add__(self, other: Any) -> Tensor:
         o = _lift(other, self)
 
-        def bw(g: np.ndarray) -> None:
-            self._accumulate(g)
-            o._accumulate(g)
-
-        return make(self.data + o.data, (self, o), bw, "add")
+        return make(self.data + o.data, (self, o), lambda g: (g, g), "add")
 
     __radd__ = __add__
 
     def __neg__(self) -> Tensor:
-        return make(-self.data, (self,), lambda g: self._accumulate(-g), "neg")
+        return make(-self.data, (self,), lambda g: (-g,), "neg")
 
     def __sub__(self, other: Any) -> Tensor:
         return self + (-_lift(other, self))
@@ -377,22 +369,16 @@ class Tensor:
     def __mul__(self, other: Any) -> Tensor:
         o = _lift(other, self)
 
-        def bw(g: np.ndarray) -> None:
-            self._accumulate(g * o.data)
-            o._accumulate(g * self.data)
-
-        return make(self.data * o.data, (self, o), bw, "mul")
+        a, b = self.data, o.data
+        return make(a * b, (self, o), lambda g: (g * b, g * a), "mul")
 
     __rmul__ = __mul__
 
     def __truediv__(self, other: Any) -> Tensor:
         o = _lift(other, self)
 
-        def bw(g: np.ndarray) -> None:
-            self._accumulate(g / o.data)
-            o._accumulate(-g * self.data / (o.data * o.data))
-
-        return make(self.data / o.data, (self, o), bw, "div")
+        a, b = self.data, o.data
+        return make(a / b, (self, o), lambda g: (g / b, -g * a / (b * b)), "div")
 
     def __rtruediv__(self, other: Any) -> Tensor:
         return _lift(other, self) / self
@@ -408,10 +394,8 @@ class Tensor:
                 )
             )
 
-        def bw(g: np.ndarray) -> None:
-            self._accumulate(g * exponent * self.data ** (exponent - 1))
-
-        return make(self.data**exponent, (self,), bw, "pow")
+        a = self.data
+        return make(a**exponent, (self,), lambda g: (g * exponent * a ** (exponent - 1),), "pow")
 
     def __matmul__(self, other: Any) -> Tensor:
         o = _lift(other, self)
@@ -425,22 +409,20 @@ class Tensor:
                 )
             )
 
-        def bw(g: np.ndarray) -> None:
-            self._accumulate(g @ o.data.T)
-            o._accumulate(self.data.T @ g)
-
-        return make(self.data @ o.data, (self, o), bw, "matmul")
+        a, b = self.data, o.data
+        return make(a @ b, (self, o), lambda g: (g @ b.T, a.T @ g), "matmul")
 
     def exp(self) -> Tensor:
         out = np.exp(self.data)
-        return make(out, (self,), lambda g: self._accumulate(g * out), "exp")
+        return make(out, (self,), lambda g: (g * out,), "exp")
 
     def log(self) -> Tensor:
-        return make(np.log(self.data), (self,), lambda g: self._accumulate(g / self.data), "log")
+        a = self.data
+        return make(np.log(a), (self,), lambda g: (g / a,), "log")
 
     def sqrt(self) -> Tensor:
         out = np.sqrt(self.data)
-        return make(out, (self,), lambda g: self._accumulate(g * 0.5 / out), "sqrt")
+        return make(out, (self,), lambda g: (g * 0.5 / out,), "sqrt")
 
     def relu(self) -> Tensor:
         from .functional import relu
@@ -449,10 +431,12 @@ class Tensor:
 
     # ----------------------------------------------------------------- reductions and shape
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        def bw(g: np.ndarray) -> None:
+        shape = self.shape
+
+        def bw(g: np.ndarray) -> tuple[np.ndarray]:
             if axis is not None and not keepdims:
                 g = np.expand_dims(g, axis)
-            self._accumulate(np.broadcast_to(g, self.shape))
+            return (np.broadcast_to(g, shape),)
 
         return make(np.asarray(self.data.sum(axis=axis, keepdims=keepdims)), (self,), bw, "sum")
 
@@ -483,7 +467,8 @@ class Tensor:
                     f"shape {self.shape} -> {shape}",
                 )
             ) from None
-        return make(out, (self,), lambda g: self._accumulate(g.reshape(self.shape)), "reshape")
+        shape_in = self.shape
+        return make(out, (self,), lambda g: (g.reshape(shape_in),), "reshape")
 
     def transpose(self, *axes: int) -> Tensor:
         perm = axes or tuple(reversed(range(self.ndim)))
@@ -491,7 +476,7 @@ class Tensor:
         return make(
             self.data.transpose(perm),
             (self,),
-            lambda g: self._accumulate(g.transpose(inv)),
+            lambda g: (g.transpose(inv),),
             "transpose",
         )
 
@@ -503,10 +488,12 @@ class Tensor:
         if isinstance(index, Tensor):
             index = index.data
 
-        def bw(g: np.ndarray) -> None:
-            full = np.zeros(self.shape, dtype=self.dtype)
+        shape, dtype = self.shape, self.dtype
+
+        def bw(g: np.ndarray) -> tuple[np.ndarray]:
+            full = np.zeros(shape, dtype=dtype)
             np.add.at(full, index, g)
-            self._accumulate(full)
+            return (full,)
 
         return make(np.asarray(self.data[index]), (self,), bw, "index")
 
@@ -527,14 +514,70 @@ def _lift(value: Any, like: Tensor) -> Tensor:
     return Tensor._wrap(np.asarray(value, dtype=like.dtype))
 
 
+class _Node:
+    """One operation of the graph: how to send its output's gradient to its inputs.
+
+    ``parents`` are the inputs' nodes (None for an input that needs no gradient), in the
+    order of the tuple ``backward(g)`` returns; ``grad`` collects the output's gradient
+    during ``backward()``. A leaf's node has ``leaf``, a weak reference to its tensor,
+    whose ``.grad`` it fills; it keeps no data of its own.
+    """
+
+    __slots__ = ("parents", "backward", "op", "grad", "shape", "dtype", "leaf")
+
+    def __init__(
+        self,
+        parents: tuple[_Node | None, ...],
+        backward: Callable[[np.ndarray], tuple] | None,
+        op: str,
+        shape: tuple[int, ...],
+        dtype: np.dtype,
+        leaf: weakref.ref[Tensor] | None = None,
+    ) -> None:
+        self.parents, self.backward, self.op = parents, backward, op
+        self.shape, self.dtype, self.leaf = shape, dtype, leaf
+        self.grad: np.ndarray | None = None
+
+    def accumulate(self, grad: np.ndarray) -> None:
+        """Add ``grad`` into this node's gradient (never in place: no aliasing)."""
+        grad = _unbroadcast(np.asarray(grad, dtype=self.dtype), self.shape)
+        self.grad = grad if self.grad is None else self.grad + grad
+
+
+def _topological_order(root: _Node) -> list[_Node]:
+    order: list[_Node] = []
+    seen: set[int] = set()
+    stack: list[tuple[_Node, bool]] = [(root, False)]
+    while stack:  # iterative DFS: deep graphs must not hit the recursion limit
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        stack.extend((p, False) for p in node.parents if p is not None and id(p) not in seen)
+    return order
+
+
 def make(
-    data: np.ndarray, parents: tuple[Tensor, ...], backward: Callable[[np.ndarray], None], op: str
+    data: np.ndarray,
+    parents: tuple[Tensor, ...],
+    backward: Callable[[np.ndarray], tuple],
+    op: str,
 ) -> Tensor:
-    """Wrap an op's result and, when grad is on and an input needs it, attach the backward."""
+    """Wrap an op's result and, when grad is on and an input needs it, record its node.
+
+    ``backward(g)`` returns one gradient per parent (None where there is none). It must
+    capture the arrays it needs, never the tensors: a captured tensor would keep its
+    values alive as long as the graph.
+    """
     needs = _GRAD_ENABLED and any(p.requires_grad for p in parents)
     out = Tensor._wrap(data, needs)
     if needs:
-        out._parents, out._backward, out._op = parents, backward, op
+        nodes = tuple(p._graph_node() for p in parents)
+        out._node = _Node(nodes, backward, op, data.shape, data.dtype)
     return out
 
 
