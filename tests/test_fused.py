@@ -189,13 +189,39 @@ def _grads(model, x, fused):
     return y.numpy(), [xt.grad.numpy()] + [p.grad.numpy() for p in model.parameters()], ops
 
 
-def test_sequential_fuses_conv_relu_with_the_same_values_and_gradients():
-    model = _model()
+def _tiny_vgg():  # pairs feeding a zero-padded conv and a pool: masks taken by the consumers
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1, seed=1), nn.ReLU(), nn.Conv2d(6, 6, 3, seed=2), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Conv2d(6, 5, 3, padding=1, seed=3), nn.ReLU(),
+        nn.Conv2d(5, 5, 3, seed=4), nn.ReLU(), nn.MaxPool2d(3, 2, 1), nn.Flatten(),
+        nn.Linear(5, 3, seed=5),
+    )
+
+
+@pytest.mark.parametrize("make_model", [_model, _tiny_vgg], ids=["reflect", "tiny_vgg"])
+def test_sequential_fuses_conv_relu_with_the_same_values_and_gradients(make_model):
+    model = make_model()
     x = np.random.default_rng(0).standard_normal((4, 3, 10, 10)).astype(np.float32)
     y1, g1, ops1 = _grads(model, x, fused=True)
     y0, g0, ops0 = _grads(model, x, fused=False)
-    assert ops1.count("conv2d+relu") == 3 and "relu" not in ops1
-    assert ops0.count("relu") == 3 and "conv2d+relu" not in ops0
+    pairs = 3 if make_model is _model else 4
+    assert ops1.count("conv2d+relu") == pairs and "relu" not in ops1
+    assert ops0.count("relu") == pairs and "conv2d+relu" not in ops0
+    np.testing.assert_array_equal(y1, y0)
+    for a, b in zip(g1, g0, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_sequential_fusion_on_the_compiled_loops(monkeypatch):
+    # every pooling/ReLU loop compiled, whatever the size (small arrays use NumPy)
+    from convscope.kernels import loops
+
+    monkeypatch.setattr(loops, "SMALL", 0)
+    monkeypatch.setattr(direct, "PACK_COMPILED", 0)
+    model = _tiny_vgg()
+    x = np.random.default_rng(3).standard_normal((6, 3, 10, 10)).astype(np.float32)
+    y1, g1, _ = _grads(model, x, fused=True)
+    y0, g0, _ = _grads(model, x, fused=False)
     np.testing.assert_array_equal(y1, y0)
     for a, b in zip(g1, g0, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -244,7 +270,7 @@ def test_conv_outputs_are_not_kept_alive_fused_or_not():
     model = nn.Sequential(*[m for i in range(3) for m in
                             (nn.Conv2d(3 if i == 0 else 8, 8, 3, padding=1, seed=i), nn.ReLU())])
     x = np.random.default_rng(0).standard_normal((64, 3, 32, 32)).astype(np.float32)
-    _grads(model, x, True)  # load the kernels first
+    _grads(model, x, True), _grads(model, x, False)  # load (or compile) the kernels first
     conv_out = 64 * 8 * 32 * 32 * 4
     fused, unfused = _peak(model, x, True), _peak(model, x, False)
     held = _peak(model, x, False, hold=True)
@@ -291,3 +317,40 @@ def test_max_pool_without_gradient_skips_the_indices(monkeypatch):
     for y in (y1, y2, y3):
         np.testing.assert_array_equal(y0.numpy(), y.numpy())
     assert idx.dtype == np.int64  # as PyTorch's
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[6], CASES[7]], ids=str)
+def test_input_gradient_through_the_inputs_relu(case, dtype):
+    # conv2d_grads(input_mask=True): the input was a ReLU's output; gx goes on through it
+    x, w, b, gy = case.arrays(np.random.default_rng(11), dtype)
+    x = fast.relu(x)  # a ReLU's output: zeros where the rule cuts
+    need = (True, True, False)
+    got = fast.conv2d_grads(gy, x, w, need, *case.geometry, input_mask=True)
+    want = ref.conv2d_grads(*(v.astype(np.float64) for v in (gy, x, w)), need, *case.geometry,
+                            input_mask=True)
+    plain = fast.conv2d_grads(gy, x, w, need, *case.geometry)
+    np.testing.assert_array_equal(got[0], fast.relu_grad(plain[0], x))  # the same sums
+    np.testing.assert_array_equal(got[1], plain[1])
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    for g, e in zip(got[:2], want[:2], strict=True):
+        np.testing.assert_allclose(g, e, rtol=tol, atol=tol * max(1.0, np.abs(e).max()))
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["numpy", "compiled"])
+def test_max_pool_gradient_through_the_inputs_relu(big):
+    # the winner's value is the window's maximum: the ReLU's rule reads the pool output
+    rng = np.random.default_rng(2)
+    shape = (4, 8, 80, 80) if big else (2, 3, 7, 6)
+    x = fast.relu(rng.standard_normal(shape).astype(np.float32))
+    x[0, 0, :3, :3] = 0.0  # a window of zeros: nothing credited
+    x[0, 1, 0, 0] = np.nan  # NaN passes the gradient, as in the ReLU
+    args = ((3, 3), (2, 2), (1, 1), (1, 1), False)
+    y, idx = fast.max_pool2d(x, *args)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    got = fast.max_pool2d_grad(gy, idx, shape[2:], y)
+    want = fast.relu_grad(fast.max_pool2d_grad(gy, idx, shape[2:]), x)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ref.max_pool2d_grad(gy, idx, shape[2:], y), want, rtol=1e-6,
+                               atol=1e-6)
+    assert got[0, 0, 0, 0] == 0 and got[0, 1, 0, 0] == gy[0, 1, 0, 0]

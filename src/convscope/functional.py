@@ -152,10 +152,16 @@ def conv2d_at(
     groups: Any,
     where: str,
     relu: bool = False,
+    relu_input: bool = False,
+    premasked: bool = False,
 ) -> Tensor:
     """:func:`conv2d` with the caller's name in its error messages (used by layers).
 
     ``relu=True``: ``relu(conv2d(...))`` as one fused node (:func:`conv2d_relu`).
+    For ``nn.Sequential``, which knows what feeds what: ``relu_input``, the input is the
+    output of a ReLU whose only consumer is this op, and the input gradient is taken on
+    through that ReLU here (as it is written); ``premasked``, this op's ReLU gets its
+    gradient already taken through it that way by its only consumer.
     """
     x, unbatched = _batched(as_tensor(input, where), where)
     w = as_tensor(weight, where, "weight")
@@ -186,13 +192,14 @@ def conv2d_at(
     parents = (x, w) if b is None else (x, w, b)
     need = (x.requires_grad, w.requires_grad, b is not None and b.requires_grad)
     k = len(parents)
-    if relu:  # the backward keeps the ReLU's output (its mask), not the conv's
-        y = kernels.conv2d_relu(xd, wd, bd, *args)
-        backward = lambda g: kernels.conv2d_relu_grads(g, y, xd, wd, need, *args)[:k]  # noqa: E731
-        return _unbatch(make(y, parents, backward, "conv2d+relu"), unbatched)
-    y = kernels.conv2d(xd, wd, bd, *args)
-    backward = lambda g: kernels.conv2d_grads(g, xd, wd, need, *args)[:k]  # noqa: E731
-    return _unbatch(make(y, parents, backward, "conv2d"), unbatched)
+    y = kernels.conv2d_relu(xd, wd, bd, *args) if relu else kernels.conv2d(xd, wd, bd, *args)
+    mask = y if relu and not premasked else None  # a ReLU's backward keeps its output only
+
+    def backward(g: np.ndarray) -> tuple:
+        grads = kernels.conv2d_grads(g, xd, wd, need, *args, mask=mask, input_mask=relu_input)
+        return grads[:k]
+
+    return _unbatch(make(y, parents, backward, "conv2d+relu" if relu else "conv2d"), unbatched)
 
 
 def pad(input: Any, padding: Any, mode: str = "zeros") -> Tensor:
@@ -264,7 +271,12 @@ def max_pool2d_at(
     ceil_mode: bool,
     return_indices: bool,
     where: str,
+    relu_input: bool = False,
 ) -> Any:
+    """:func:`max_pool2d` with the caller's name in its errors. ``relu_input`` (for
+    ``nn.Sequential``): the input is the output of a ReLU whose only consumer is this pool,
+    and the gradient is taken on through that ReLU here (a window whose maximum is <= 0
+    credits nothing)."""
     x, unbatched = _batched(as_tensor(input, where), where)
     k, s, p, d, out_hw = shapes.pool_geometry(
         x.shape[2:], kernel_size, stride, padding, dilation, bool(ceil_mode), where
@@ -274,11 +286,12 @@ def max_pool2d_at(
     indices = return_indices or (x.requires_grad and is_grad_enabled())  # else: no backward
     y, idx = kernels.max_pool2d(xd, k, s, p, d, bool(ceil_mode), indices)
     hw = x.shape[2:]
+    mask = y if relu_input else None
     out = _unbatch(
         make(
             y,
             (x,),
-            lambda g: (kernels.max_pool2d_grad(np.ascontiguousarray(g), idx, hw),),
+            lambda g: (kernels.max_pool2d_grad(np.ascontiguousarray(g), idx, hw, mask),),
             "max_pool2d",
         ),
         unbatched,

@@ -126,12 +126,12 @@ class _Flat:
         return (xf, bool(np.isfinite(x).all())) if check else xf
 
 
-def _conv_flat(xf, geo, w, b, kernel, dilation, groups, relu=False):
+def _conv_flat(xf, geo, w, b, kernel, dilation, groups, relu=False, out_mask=None):
     """Run the forward loop on packed input ``xf``; returns y (N, O, H_out, W_out).
 
     A group of 3 channels gets a zero fourth kernel (a block of 4 is faster than three
     1-channel blocks); its outputs are computed and dropped. ``relu``: ReLU applied as
-    the loop writes ``y``.
+    the loop writes ``y``. ``out_mask`` (y's shape): values where it is <= 0 written as 0.
     """
     o, cg = w.shape[:2]
     og, kk = o // groups, cg * kernel[0] * kernel[1]
@@ -152,7 +152,8 @@ def _conv_flat(xf, geo, w, b, kernel, dilation, groups, relu=False):
     rows = max(1, min(geo.oh, ROW_BUFFER_BYTES // (ogc * geo.wp * np.dtype(dtype).itemsize)))
     tasks = xf.shape[0] * -(-geo.oh // rows)
     _run(_jit().conv_forward, tasks, y.size * kk, xf, w4, b4, w1, b1,
-         geo.offsets(cg, kernel, dilation), cg * geo.plane, geo.wp, rows, relu, y)
+         geo.offsets(cg, kernel, dilation), cg * geo.plane, geo.wp, rows, relu,
+         y if out_mask is None else out_mask, out_mask is not None, y)
     return y
 
 
@@ -218,11 +219,12 @@ def conv2d(x, w, b, padding, dilation, groups, relu=False):
     return _conv_flat(xf, geo, w, b, kernel, dilation, groups, relu)
 
 
-def conv2d_grad_input(gy, w, input_hw, padding, dilation, groups, mask=None):
+def conv2d_grad_input(gy, w, input_hw, padding, dilation, groups, mask=None, out_mask=None):
     """Stride-1 input gradient: ``gy`` convolved with the flipped, transposed kernels.
 
     ``mask``: the output of a fused ``conv + ReLU``; ``gy`` counts as 0 where it is <= 0
-    (applied as ``gy`` is packed: no pass of its own).
+    (applied as ``gy`` is packed: no pass of its own). ``out_mask``: the input, when it
+    was a ReLU's output; the result is 0 where it is <= 0 (applied as it is written).
     """
     n, o, oh, ow = gy.shape
     _, cg, kh, kw = w.shape
@@ -238,13 +240,16 @@ def conv2d_grad_input(gy, w, input_hw, padding, dilation, groups, mask=None):
     wf = w.reshape(groups, og, cg, kh, kw)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)
     wf = wf.reshape(groups * cg, og, kh, kw)
     if is_depthwise(w, groups):
-        return _depthwise(g if m is None else loops.relu_grad(g, m), wf, None, pads, dilation)
+        gx = _depthwise(g if m is None else loops.relu_grad(g, m), wf, None, pads, dilation)
+        return gx if out_mask is None else loops.relu_grad(gx, out_mask)
     geo = _Flat(g.shape[2:], pads, (kh, kw), dilation, gy.dtype)
     assert (geo.oh, geo.ow) == tuple(input_hw)
     if n == 0:
         return np.zeros((0, groups * cg, *input_hw), dtype=gy.dtype)
     gf = geo.pack(g, pads[0][0], pads[1][0], m)
-    return _conv_flat(gf, geo, wf, None, (kh, kw), dilation, groups)
+    if out_mask is not None:
+        out_mask = np.ascontiguousarray(out_mask, dtype=gy.dtype)
+    return _conv_flat(gf, geo, wf, None, (kh, kw), dilation, groups, out_mask=out_mask)
 
 
 def conv2d_grad_weight(gy, x, kernel_hw, padding, dilation, groups, mask=None, bias=False):

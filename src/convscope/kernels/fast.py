@@ -173,13 +173,15 @@ def conv2d_relu_grads(gy, y, x, w, need, stride, padding, dilation, groups, algo
     return conv2d_grads(gy, x, w, need, stride, padding, dilation, groups, algo, mask=y)
 
 
-def conv2d_grads(gy, x, w, need, stride, padding, dilation, groups, algo=None, mask=None):
+def conv2d_grads(gy, x, w, need, stride, padding, dilation, groups, algo=None, mask=None,
+                 input_mask=False):
     """The gradients of :func:`conv2d` that ``need`` (input, weight, bias) asks for.
 
     Returns ``(gx, gw, gb)``, None for each one not needed. The bias gradient comes from
     the weight-gradient loop's own reads of ``gy`` where it can. ``mask``: the output of a
     fused ``conv + ReLU`` (:func:`conv2d_relu_grads`): ``gy`` counts as 0 where it is <= 0,
-    applied as the loops read ``gy``.
+    applied as the loops read ``gy``. ``input_mask``: ``x`` was a ReLU's output and the
+    input gradient goes on through that ReLU (0 where ``x <= 0``), applied as it is written.
     """
     args = (stride, padding, dilation, groups)
     x_shape = (gy.shape[0], w.shape[1] * groups, *x.shape[2:])
@@ -204,9 +206,12 @@ def conv2d_grads(gy, x, w, need, stride, padding, dilation, groups, algo=None, m
     gx = None
     if need[0] and fused:
         gx = direct.conv2d_grad_input(gy, w.astype(gy.dtype, copy=False), tuple(x.shape[2:]),
-                                      padding, dilation, groups, mask=mask)
+                                      padding, dilation, groups, mask=mask,
+                                      out_mask=x if input_mask else None)
     elif need[0]:
         gx = conv2d_grad_input(gy, w, x.shape[2:], *args, algo=algo)
+        if input_mask:
+            gx = loops.relu_grad(gx, np.ascontiguousarray(x, dtype=gx.dtype))
     return gx, gw, (gb if need[2] else None)
 
 
@@ -304,20 +309,23 @@ def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, indices=True):
     return np.ascontiguousarray(y), np.broadcast_to(idx, y.shape).astype(loops.index_dtype(h, w))
 
 
-def max_pool2d_grad(gy, idx, input_hw):
+def max_pool2d_grad(gy, idx, input_hw, y=None):
     """Gradient of :func:`max_pool2d`: scatter-add ``gy`` onto the winners at ``idx``.
 
     Parameters
     ----------
     gy, idx : ndarrays of shape (N, C, H_out, W_out)
     input_hw : (H, W)
+    y : the pool's output when its input was a ReLU's (see the reference)
 
     Returns
     -------
     gx : ndarray of shape (N, C, H, W), dtype of ``gy``
     """
     if gy.size >= loops.SMALL:
-        return loops.max_pool2d_grad(gy, idx, input_hw)
+        return loops.max_pool2d_grad(gy, idx, input_hw, y)
+    if y is not None:
+        gy = loops.relu_grad(gy, y)
     n, c = gy.shape[:2]
     plane = input_hw[0] * input_hw[1]
     offset = (np.arange(n * c, dtype=np.int64) * plane).reshape(n, c, 1, 1)

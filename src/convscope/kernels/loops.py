@@ -56,16 +56,23 @@ def max_pool2d(x, kernel, stride, padding, dilation, out_hw, indices=True):
     return y, (idx if indices else None)
 
 
-def max_pool2d_grad(gy, idx, input_hw):
-    """Scatter-add ``gy`` onto the winners ``idx`` (``-1``: no winner, skipped)."""
+def max_pool2d_grad(gy, idx, input_hw, y=None):
+    """Scatter-add ``gy`` onto the winners ``idx`` (``-1``: no winner, skipped).
+
+    ``y``: the pool's output, when its input was a ReLU's output: windows with ``y <= 0``
+    credit nothing (that ReLU's gradient rule, applied here).
+    """
     n, c = gy.shape[:2]
     if gy.size == 0:
         return np.zeros((n, c, *input_hw), dtype=gy.dtype)
     gx = np.empty((n, c, *input_hw), dtype=gy.dtype)  # the loop zeroes each plane
     if gx.size:
-        _run(_jit().max_pool_grad, n * c, 4 * gx.size,
-             np.ascontiguousarray(gy).reshape(n * c, *gy.shape[2:]),
-             np.ascontiguousarray(idx).reshape(n * c, *gy.shape[2:]), gx.reshape(n * c, *input_hw))
+        planes = (n * c, *gy.shape[2:])
+        g = np.ascontiguousarray(gy).reshape(planes)
+        _run(_jit().max_pool_grad, n * c, 4 * gx.size, g,
+             np.ascontiguousarray(idx).reshape(planes),
+             g if y is None else np.ascontiguousarray(y, dtype=gy.dtype).reshape(planes),
+             y is not None, gx.reshape(n * c, *input_hw))
     return gx
 
 

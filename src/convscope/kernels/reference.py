@@ -240,18 +240,24 @@ def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode):
     return y, idx
 
 
-def max_pool2d_grad(gy, idx, input_hw):
+def max_pool2d_grad(gy, idx, input_hw, y=None):
     """Gradient of :func:`max_pool2d`: each ``gy`` value goes back to its window's winner.
 
     Parameters
     ----------
     gy, idx : ndarrays of shape (N, C, H_out, W_out)
     input_hw : (H, W)
+    y : ndarray of shape (N, C, H_out, W_out), optional
+        The pool's output, when its input was a ReLU's output: the gradient through that
+        ReLU too. The winner's value is the window's maximum, so the ReLU's rule (0 where
+        its output <= 0) reads ``y``: ``gy`` becomes ``relu_grad(gy, y)`` first.
 
     Returns
     -------
     gx : ndarray of shape (N, C, H, W)
     """
+    if y is not None:
+        gy = relu_grad(gy, y)
     n, c, h_out, w_out = gy.shape
     h, wd = input_hw
     gx = np.zeros((n, c, h, wd), dtype=np.float64)
@@ -371,15 +377,19 @@ def conv2d_relu_grads(gy, y, x, w, need, stride, padding, dilation, groups):
     return conv2d_grads(gy, x, w, need, stride, padding, dilation, groups, mask=y)
 
 
-def conv2d_grads(gy, x, w, need, stride, padding, dilation, groups, mask=None):
+def conv2d_grads(gy, x, w, need, stride, padding, dilation, groups, mask=None,
+                 input_mask=False):
     """The gradients of :func:`conv2d` that ``need`` (input, weight, bias) asks for.
 
     ``mask``: a fused ReLU's output; ``gy`` first becomes ``relu_grad(gy, mask)``.
-    Returns ``(gx, gw, gb)``, ``None`` for each one not needed.
+    ``input_mask``: ``x`` was a ReLU's output; the input gradient is taken on through it
+    (``relu_grad(gx, x)``). Returns ``(gx, gw, gb)``, ``None`` for each one not needed.
     """
     g = gy if mask is None else relu_grad(gy, mask)
     args = (stride, padding, dilation, groups)
     gx = conv2d_grad_input(g, w, x.shape[2:], *args) if need[0] else None
+    if gx is not None and input_mask:
+        gx = relu_grad(gx, x)
     gw = conv2d_grad_weight(g, x, w.shape[2:], *args) if need[1] else None
     gb = g.astype(np.float64).sum(axis=(0, 2, 3)).astype(g.dtype) if need[2] else None
     return gx, gw, gb

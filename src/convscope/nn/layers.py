@@ -145,14 +145,17 @@ class Conv2d(Module):
     def forward(self, x: Any) -> Tensor:
         return self.forward_relu(x, relu=False)
 
-    def forward_relu(self, x: Any, relu: bool = True) -> Tensor:
+    def forward_relu(
+        self, x: Any, relu: bool = True, relu_input: bool = False, premasked: bool = False
+    ) -> Tensor:
         """``relu(self(x))`` as one fused operation (:func:`convscope.functional.conv2d_relu`).
 
-        ``nn.Sequential`` calls it for a ``Conv2d`` followed by a ``ReLU``.
+        ``nn.Sequential`` calls it for a ``Conv2d`` followed by a ``ReLU``; ``relu_input``
+        and ``premasked`` are its knowledge of the neighbours (:func:`.functional.conv2d_at`).
         """
         padding = self.padding
         if self.padding_mode != "zeros":
-            x, padding = F.pad(x, self.padding, self.padding_mode), 0
+            x, padding, relu_input = F.pad(x, self.padding, self.padding_mode), 0, False
         return F.conv2d_at(
             x,
             self.weight,
@@ -163,6 +166,8 @@ class Conv2d(Module):
             self.groups,
             self.label,
             relu,
+            relu_input,
+            premasked,
         )
 
     def extra_repr(self) -> str:
@@ -279,7 +284,8 @@ class MaxPool2d(_Pool):
             ceil_mode=bool(ceil_mode),
         )
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Any, relu_input: bool = False) -> Tensor:
+        """``relu_input`` (for ``nn.Sequential``): see :func:`.functional.max_pool2d_at`."""
         k = self.kernel_size
         return F.max_pool2d_at(
             x,
@@ -290,6 +296,7 @@ class MaxPool2d(_Pool):
             self.extra["ceil_mode"],
             False,
             f"MaxPool2d({k[0]}x{k[1]})",
+            relu_input,
         )
 
 

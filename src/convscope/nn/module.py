@@ -269,29 +269,46 @@ class Sequential(Module):
 
         A ``Conv2d`` directly followed by a ``ReLU`` (both exactly those classes) runs as
         one fused operation (:meth:`Conv2d.forward_relu`): the same values and gradients,
-        without storing the convolution's output or a pass over it. Calling the layers one
-        by one gives the intermediate values.
+        without a pass of its own for the ReLU. When such a pair feeds a ``MaxPool2d`` or
+        a zero-padded ``Conv2d``, that layer's backward also takes the gradient through
+        the pair's ReLU as it writes it (the pool reads its own, smaller output for the
+        rule), so the pair's backward reads no mask. Calling the layers one by one gives
+        the intermediate values.
         """
-        from .layers import Conv2d, ReLU  # layers imports this module
+        from .layers import Conv2d, MaxPool2d, ReLU  # layers imports this module
 
+        layers = list(self)
+        n = len(layers)
+        pair = [type(m) is Conv2d and i + 1 < n and type(layers[i + 1]) is ReLU
+                for i, m in enumerate(layers)]
+        relu_input = [False] * n  # its input is a pair's output, which only it reads
+        for i in range(n - 2):
+            nxt = layers[i + 2]
+            if pair[i] and (type(nxt) is MaxPool2d
+                            or (type(nxt) is Conv2d and nxt.padding_mode == "zeros")):
+                relu_input[i + 2] = True
         prev: Module | None = None
         prev_shape: tuple[int, ...] = ()
-        layers = list(self)
         i = 0
-        while i < len(layers):
+        while i < n:
             layer = layers[i]
-            fuse = (
-                type(layer) is Conv2d and i + 1 < len(layers) and type(layers[i + 1]) is ReLU
-            )
             shape = x.shape if isinstance(x, Tensor) else tuple(np.shape(x))
             try:
-                y = layer.forward_relu(x) if fuse else layer(x)
+                if pair[i]:
+                    premasked = i + 2 < n and relu_input[i + 2]
+                    y = layer.forward_relu(x, True, relu_input[i], premasked)
+                elif relu_input[i] and type(layer) is Conv2d:
+                    y = layer.forward_relu(x, False, True)
+                elif relu_input[i]:
+                    y = layer.forward(x, relu_input=True)
+                else:
+                    y = layer(x)
             except ConvscopeError as exc:
                 raise type(exc)(
                     _in_layer(str(exc), i, layer, shape, i - 1, prev, prev_shape)
                 ) from None
             prev, prev_shape = layer, shape
-            if fuse:  # the ReLU's input had the conv's output shape
+            if pair[i]:  # the ReLU's input had the conv's output shape
                 prev, prev_shape = layers[i + 1], y.shape
                 i += 1
             x = y

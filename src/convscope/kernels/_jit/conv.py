@@ -174,7 +174,7 @@ def _block1(x, base, w, bias, offs, out, at):
 
 
 @njit(parallel=True, **_OPTS)
-def conv_forward(xf, w4, b4, w1, b1, offs, gstride, wp, rows, relu, y):
+def conv_forward(xf, w4, b4, w1, b1, offs, gstride, wp, rows, relu, mask, masked, y):
     """``y[n, g*og + o, r, q] = bias + sum_k weight[o, k] * xf[n, g*gstride + offs[k] + r*wp + q]``.
 
     xf (N, Lx); offs (K,); y (N, G*og, H_out, W_out). Channels ``o < 4B`` of each group
@@ -186,6 +186,8 @@ def conv_forward(xf, w4, b4, w1, b1, offs, gstride, wp, rows, relu, y):
     a buffer in cache, then copies the valid ``q < W_out`` columns to ``y`` (no separate
     pass over a full-size flat output). ``relu``: ReLU applied in that copy (the fused
     ``conv + ReLU`` of a layer followed by one; no pass of its own over ``y``).
+    ``masked``: values where ``mask`` (y's shape) is ``<= 0`` are written as 0 (an input
+    gradient whose input was a ReLU's output: that ReLU's gradient rule, applied here).
     """
     n_img, n_grp, n_b4, n_b1 = xf.shape[0], w4.shape[0], w4.shape[1], w1.shape[1]
     og_c = 4 * n_b4 + n_b1
@@ -208,10 +210,15 @@ def conv_forward(xf, w4, b4, w1, b1, offs, gstride, wp, rows, relu, y):
                     _block1(x, base + at, w1[g, j], b1[g, j], offs, buf[4 * n_b4 + j], at)
             for o in range(og):
                 out, src = y[i, g * og + o], buf[o]
-                if relu:
+                if relu or masked:
                     flat = out.ravel()
+                    m = mask[i, g * og + o].ravel()
                     for r in range(r0, r1):
-                        _copy_where(flat, r * ow, src, (r - r0) * wp, src, (r - r0) * wp, ow)
+                        at = (r - r0) * wp
+                        if masked:
+                            _copy_where(flat, r * ow, src, at, m, r * ow, ow)
+                        else:
+                            _copy_where(flat, r * ow, src, at, src, at, ow)
                     continue
                 for r in range(r0, r1):  # slice copies: an element loop is not vectorised
                     row = (r - r0) * wp

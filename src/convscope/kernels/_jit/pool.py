@@ -145,12 +145,14 @@ def max_pool(x, kernel, stride, padding, dilation, with_idx, y, idx):
 
 
 @njit(parallel=True, **_OPTS)
-def max_pool_grad(gy, idx, gx):
+def max_pool_grad(gy, idx, y, masked, gx):
     """``gx[t].flat[idx[t, r, q]] += gy[t, r, q]``, one plane per task, in output order.
 
     ``gx`` need not be zeroed: each task zeroes its plane first (in cache, the same pass
     that the scatter then finds there). ``idx = -1`` marks a window with no input cell:
-    nothing to credit.
+    nothing to credit. ``masked``: the pool's input was a ReLU's output, whose gradient
+    rule is applied here: a window whose maximum ``y[t, r, q]`` (its winner's value) is
+    ``<= 0`` credits nothing.
     """
     planes, oh, ow = gy.shape
     for t in prange(planes):
@@ -159,7 +161,7 @@ def max_pool_grad(gy, idx, gx):
         for r in range(oh):
             for q in range(ow):
                 at = idx[t, r, q]
-                if at >= 0:
+                if at >= 0 and not (masked and y[t, r, q] <= 0):
                     flat[at] += gy[t, r, q]
 
 
