@@ -357,6 +357,11 @@ _AS_PYTHON = textwrap.dedent("""
     loops.SMALL = 0
     assert (loops.relu(x) == ref.relu(x)).all()
     assert (loops.relu_grad(x, x) == ref.relu_grad(x, x)).all()
+    x = rng.integers(-2, 3, (1, 2, 34, 37)).astype(np.float32)
+    win = ((2, 2), (2, 2), (0, 0), (1, 1))
+    y, idx = ref.max_pool2d(x, *win, False)
+    gx = loops.max_pool2d_grad(y, idx, (34, 37), y, win)
+    assert (gx == ref.max_pool2d_grad(y, idx, (34, 37), y)).all()
     print("ok")
 """)
 
@@ -383,3 +388,20 @@ def test_keep_heap_runs_once_and_can_be_turned_off(monkeypatch):
     import platform
 
     assert first == (platform.libc_ver()[0] == "glibc")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(3, 2, 40, 40), (2, 3, 41, 37), (1, 2, 34, 70)])
+def test_max_pool_2x2_gradient_loop_matches_reference(shape, dtype):
+    # 2 x 2 windows, stride 2: each cell written once; odd last rows/columns get zeros;
+    # with the pool's output as a ReLU mask and without
+    rng = np.random.default_rng(12)
+    x = rng.integers(-3, 4, shape).astype(dtype)  # ties: the first maximum wins
+    x.flat[[5, 77]] = np.nan
+    windows = ((2, 2), (2, 2), (0, 0), (1, 1))
+    y, idx = ref.max_pool2d(x, *windows, False)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    for mask in (None, y):
+        got = loops.max_pool2d_grad(gy, idx, shape[2:], mask, windows)
+        np.testing.assert_array_equal(got, ref.max_pool2d_grad(gy, idx, shape[2:], mask))
+        assert got.dtype == dtype

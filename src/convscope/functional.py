@@ -287,11 +287,12 @@ def max_pool2d_at(
     y, idx = kernels.max_pool2d(xd, k, s, p, d, bool(ceil_mode), indices)
     hw = x.shape[2:]
     mask = y if relu_input else None
+    windows = (k, s, p, d)
     out = _unbatch(
         make(
             y,
             (x,),
-            lambda g: (kernels.max_pool2d_grad(np.ascontiguousarray(g), idx, hw, mask),),
+            lambda g: (kernels.max_pool2d_grad(np.ascontiguousarray(g), idx, hw, mask, windows),),
             "max_pool2d",
         ),
         unbatched,

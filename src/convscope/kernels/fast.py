@@ -309,7 +309,7 @@ def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, indices=True):
     return np.ascontiguousarray(y), np.broadcast_to(idx, y.shape).astype(loops.index_dtype(h, w))
 
 
-def max_pool2d_grad(gy, idx, input_hw, y=None):
+def max_pool2d_grad(gy, idx, input_hw, y=None, windows=None):
     """Gradient of :func:`max_pool2d`: scatter-add ``gy`` onto the winners at ``idx``.
 
     Parameters
@@ -317,13 +317,15 @@ def max_pool2d_grad(gy, idx, input_hw, y=None):
     gy, idx : ndarrays of shape (N, C, H_out, W_out)
     input_hw : (H, W)
     y : the pool's output when its input was a ReLU's (see the reference)
+    windows : (kernel, stride, padding, dilation), optional
+        The pooling's geometry, a hint: 2 x 2 windows with stride 2 take a faster loop.
 
     Returns
     -------
     gx : ndarray of shape (N, C, H, W), dtype of ``gy``
     """
     if gy.size >= loops.SMALL:
-        return loops.max_pool2d_grad(gy, idx, input_hw, y)
+        return loops.max_pool2d_grad(gy, idx, input_hw, y, windows)
     if y is not None:
         gy = loops.relu_grad(gy, y)
     n, c = gy.shape[:2]

@@ -5,7 +5,19 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .simd import lanes, veven, vfma, vload, vpick, vsplat, vstore, vstore_index
+from .simd import (
+    lanes,
+    veven,
+    vfma,
+    vload,
+    vload_index,
+    vpick,
+    vsplat,
+    vstore,
+    vstore_index,
+    vziphi,
+    vziplo,
+)
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
@@ -71,8 +83,12 @@ def max_pool(x, kernel, stride, padding, dilation, with_idx, y, idx):
     reach_v = reach - (sw - 1)
     qv = max(qa, min(qb, reach_v // sw + 1)) if reach_v >= 0 and sw <= 2 else qa
     yflat, iflat = y.ravel(), idx.ravel()
+    xall = x.ravel()
+    reach_read = offs[kk - 1] + (2 * L if sw == 2 else L)  # a vector's reads past its start
     for t in prange(planes):
         xt = x[t].ravel()
+        lane = np.empty(L, x.dtype)
+        klane = np.empty(L, x.dtype)
         for r in range(oh):
             top = r * sh - ph
             edge = top < 0 or top + (kh - 1) * dh >= h  # window rows leave the input
@@ -85,6 +101,31 @@ def max_pool(x, kernel, stride, padding, dilation, with_idx, y, idx):
             if edge:
                 continue
             q = qa
+            b0 = top * w + q * sw - pw
+            if 0 < qv - qa < L and t * h * w + b0 + reach_read <= planes * h * w:
+                # Rows narrower than a vector (small planes): one vector whose lanes past
+                # the interior columns read on into the next rows (inside the array) and
+                # are dropped; the others are those of the loop below.
+                if sw == 1:
+                    m = vload(xall, t * h * w + b0)
+                else:
+                    m = veven(vload(xall, t * h * w + b0), vload(xall, t * h * w + b0 + L))
+                kv = vsplat(xt, 0)
+                for j in range(1, kk):
+                    at = t * h * w + b0 + offs[j]
+                    if sw == 1:
+                        cell = vload(xall, at)
+                    else:
+                        cell = veven(vload(xall, at), vload(xall, at + L))
+                    kv = vpick(cell, m, vsplat(xt, offs[j]), kv)
+                    m = vpick(cell, m, cell, m)
+                vstore(lane, 0, m)
+                vstore(klane, 0, kv)
+                for j in range(qv - qa):
+                    y[t, r, qa + j] = lane[j]
+                    if with_idx:
+                        idx[t, r, qa + j] = b0 + j * sw + int(klane[j])
+                q = qv
             while q < qv and qv - qa >= L:  # L columns per step (stride 2: even lanes)
                 q = min(q, qv - L)  # the last vector overlaps the one before: same values
                 b0 = top * w + q * sw - pw
@@ -155,14 +196,81 @@ def max_pool_grad(gy, idx, y, masked, gx):
     ``<= 0`` credits nothing.
     """
     planes, oh, ow = gy.shape
+    n = oh * ow
+    L = lanes(gy)
+    gyflat, yflat = gy.ravel(), y.ravel()
     for t in prange(planes):
         flat = gx[t].ravel()
         flat[:] = 0
+        g = gyflat[t * n : (t + 1) * n]
+        if masked:  # the plane's gradient masked first, by vectors (in cache); a test
+            m = np.empty(n, gy.dtype)  # inside the scatter loop made it 2x slower
+            zero = vsplat(m, 0)
+            j = 0
+            while j + L <= n:
+                vstore(m, j, vpick(vload(yflat, t * n + j), zero, vload(gyflat, t * n + j), zero))
+                j += L
+            for k in range(j, n):
+                m[k] = 0 if yflat[t * n + k] <= 0 else gyflat[t * n + k]
+            g = m
+        at = idx[t].ravel()
+        for k in range(n):
+            if at[k] >= 0:
+                flat[at[k]] += g[k]
+
+
+@njit(inline="always", **_OPTS)
+def _where_equal(rel, c, g, zero):
+    """Per lane ``g`` where ``rel == c`` (small whole numbers, exact in floats), else 0."""
+    return vpick(rel, vsplat(rel, c - 0.5), vpick(rel, vsplat(rel, c + 0.5), zero, g), zero)
+
+
+@njit(parallel=True, **_OPTS)
+def max_pool_grad_2x2(gy, idx, y, masked, gx):
+    """:func:`max_pool_grad` for 2 x 2 windows, stride 2, no padding (windows side by side).
+
+    Every input cell belongs to at most one window, so each is written once, no zeroing
+    pass and no scatter: for a vector of windows, the winner's place in its window
+    (``idx`` minus the window's first cell: 0, 1, W or W + 1) picks which of the four
+    cell vectors gets ``gy``, and the cells go back in row order by interleaving (the
+    last vector of a row overlaps the one before: the same values written twice). Cells
+    in a last odd row or column (no window) get 0. Needs ``W_out >= lanes`` and planes
+    under 2**24 cells (the offsets exact in float32).
+    """
+    planes, oh, ow = gy.shape
+    h, w = gx.shape[1], gx.shape[2]
+    L = lanes(gy)
+    gyf, yf, idf, gxf = gy.ravel(), y.ravel(), idx.ravel(), gx.ravel()
+    steps = np.empty(L, gy.dtype)
+    for k in range(L):
+        steps[k] = 2 * k  # the lanes' windows start 2 columns apart
+    for t in prange(planes):
+        zero, one, minus = vsplat(gyf, 0), vsplat(gyf, 1), vsplat(gyf, -1)
+        two = vload(steps, 0)
         for r in range(oh):
-            for q in range(ow):
-                at = idx[t, r, q]
-                if at >= 0 and not (masked and y[t, r, q] <= 0):
-                    flat[at] += gy[t, r, q]
+            q = 0
+            while q < ow:
+                q = min(q, ow - L)
+                o = (t * oh + r) * ow + q
+                g = vload(gyf, o)
+                if masked:  # the input was a ReLU's output: its rule, read from y
+                    g = vpick(vload(yf, o), zero, g, zero)
+                start = vfma(two, one, vsplat(gyf, 2 * r * w + 2 * q))  # each window's cell 0
+                rel = vfma(start, minus, vload_index(idf, o, gyf))  # exact: small integers
+                top, bottom = (t * h + 2 * r) * w + 2 * q, (t * h + 2 * r + 1) * w + 2 * q
+                c0, c1 = _where_equal(rel, 0, g, zero), _where_equal(rel, 1, g, zero)
+                vstore(gxf, top, vziplo(c0, c1))
+                vstore(gxf, top + L, vziphi(c0, c1))
+                c0, c1 = _where_equal(rel, w, g, zero), _where_equal(rel, w + 1, g, zero)
+                vstore(gxf, bottom, vziplo(c0, c1))
+                vstore(gxf, bottom + L, vziphi(c0, c1))
+                q += L
+            if 2 * ow < w:
+                gx[t, 2 * r, w - 1] = 0
+                gx[t, 2 * r + 1, w - 1] = 0
+        if 2 * oh < h:
+            for j in range(w):
+                gx[t, h - 1, j] = 0
 
 
 @njit(**_OPTS)

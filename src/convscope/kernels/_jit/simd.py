@@ -16,6 +16,9 @@ NumPy slices) with a Numba ``overload`` that emits the LLVM vector instruction:
 ``vfma(a, b, c)``             ``a * b + c`` with one rounding per lane
 ``vpick(v, m, a, b)``         per lane ``a`` where ``v > m`` or ``v`` is NaN, else ``b``
 ``veven(a, b)``               the even lanes of ``a`` then of ``b`` (a stride-2 load)
+``vziplo(a, b)``, ``vziphi``   the lower (upper) halves of ``a`` and ``b`` interleaved:
+                              ``a0 b0 a1 b1 ...`` (a stride-2 store)
+``vload_index(a, i, like)``   ``a[i : i + lanes]`` (integers) as a vector of ``like``'s floats
 ``vstore_index(a, i, v, base, step)``  ``a[i + l] = base + l * step + int(v[l])`` (integer ``a``)
 
 No bounds are checked: callers guarantee ``0 <= i`` and ``i + lanes <= len(a)``.
@@ -62,6 +65,18 @@ def vpick(v, m, a, b):
 
 def veven(a, b):
     return np.concatenate([a, b])[::2].copy()
+
+
+def vziplo(a, b):
+    return np.stack([a, b], axis=1).ravel()[: len(a)].copy()
+
+
+def vziphi(a, b):
+    return np.stack([a, b], axis=1).ravel()[len(a) :].copy()
+
+
+def vload_index(a, i, like):
+    return a[i : i + lanes(like)].astype(like.dtype)
 
 
 def vstore_index(a, i, v, base, step):
@@ -170,6 +185,53 @@ def _even(typingctx, a, b):
         return builder.shuffle_vector(args[0], args[1], mask)
 
     return a(a, b), codegen
+
+
+def _zip_intrinsic(upper):
+    @intrinsic
+    def _zip(typingctx, a, b):
+        first = a.lanes // 2 if upper else 0
+        order = [first + k // 2 + (k % 2) * a.lanes for k in range(a.lanes)]
+
+        def codegen(context, builder, sig, args):
+            mask = ir.Constant(ir.VectorType(ir.IntType(32), a.lanes), order)
+            return builder.shuffle_vector(args[0], args[1], mask)
+
+        return a(a, b), codegen
+
+    return _zip
+
+
+_ziplo, _ziphi = _zip_intrinsic(False), _zip_intrinsic(True)
+
+
+@intrinsic
+def _load_index(typingctx, a, i, like):
+    vt = _vector_of(like.dtype)
+
+    def codegen(context, builder, sig, args):
+        it = ir.VectorType(ir.IntType(a.dtype.bitwidth), vt.lanes)
+        data = context.make_array(a)(context, builder, args[0]).data
+        ptr = builder.bitcast(builder.gep(data, [args[1]]), it.as_pointer())
+        ints = builder.load(ptr, align=a.dtype.bitwidth // 8)
+        return builder.sitofp(ints, context.get_value_type(vt))
+
+    return vt(a, types.intp, like), codegen
+
+
+@overload(vziplo)
+def _vziplo_impl(a, b):
+    return lambda a, b: _ziplo(a, b)
+
+
+@overload(vziphi)
+def _vziphi_impl(a, b):
+    return lambda a, b: _ziphi(a, b)
+
+
+@overload(vload_index)
+def _vload_index_impl(a, i, like):
+    return lambda a, i, like: _load_index(a, i, like)
 
 
 @intrinsic
