@@ -243,10 +243,12 @@ def main() -> None:
         print(line)
         shares = run_worker("convscope", {"kind": "shares", "repeats": repeats})
         pct = {k: 100 * shares[k] / shares["step"] for k in ("pool", "relu")}
-        print(f"inside a convscope step ({fmt_ms(shares['step']).strip()} ms): pooling "
-              f"{fmt_ms(shares['pool']).strip()} ms ({pct['pool']:.1f}%), "
-              f"ReLU (fused into the convs; step minus the step without ReLU) "
-              f"{fmt_ms(shares['relu']).strip()} ms ({pct['relu']:.1f}%)")
+        ms = {k: fmt_ms(v).strip() for k, v in shares.items()}
+        print(f"inside a convscope step ({ms['step']} ms): pooling {ms['pool']} ms "
+              f"({pct['pool']:.1f}%: backward kernels {ms['pool_backward']} ms, forward fused "
+              f"into the conv's output pass {ms['pool_forward']} ms over the conv + ReLU "
+              f"kernel, {ms['pool_forward_unfused']} ms as a kernel of its own); ReLU (fused; "
+              f"step minus the step without ReLU layers) {ms['relu']} ms ({pct['relu']:.1f}%)")
         entry["shares"] = shares
         mem = {lib: run_worker(lib, {"kind": "memory", "repeats": 0}) for lib in tl}
         for key, what in (("process_peak", "whole-process peak"),

@@ -228,14 +228,34 @@ def convscope_train(repeats: int, spec: str = TINY_VGG, batch: int = 64):
 def convscope_shares(repeats: int) -> dict:
     """What pooling and ReLU cost inside a Tiny VGG step.
 
-    Pooling: its kernels (forward and gradient) timed inside the steps. ReLU: it is fused
-    into the convolutions, so it has no kernel of its own to time; its cost is the step
-    minus the same step without the ReLU layers (same convolutions and pools), timed in
-    alternation.
+    Pooling backward: its kernels timed inside the steps. Pooling forward: each pool
+    follows a conv + ReLU and runs in that conv's output pass, so it has no kernel of its
+    own; its cost is the fused kernel's time minus the conv + ReLU kernel's on the same
+    layers (alternated, medians), with the unfused pool kernel's time beside it. ReLU:
+    fused as well; its cost is the step minus the same step without the ReLU layers
+    (paired medians; that step also loses the pool fusion, which needs a ReLU).
     """
     import time
 
     from convscope import kernels
+    from convscope.kernels import fast
+
+    rng = np.random.default_rng(0)
+    fwd = {"fused": 0.0, "conv_relu": 0.0, "pool_alone": 0.0}
+    for c, h in ((10, 62), (10, 28)):  # the two convs followed by a pool
+        x = rng.standard_normal((64, c, h, h)).astype(np.float32)
+        w = (rng.standard_normal((10, c, 3, 3)) * 0.2).astype(np.float32)
+        b = np.zeros(10, np.float32)
+        geo = ((1, 1), ((0, 0), (0, 0)), (1, 1), 1)
+        y = fast.conv2d_relu(x, w, b, *geo)
+        t = {"fused": [], "conv_relu": [], "pool_alone": []}
+        for _ in range(max(3, repeats)):
+            t["fused"].append(median_time(lambda: fast.conv2d_relu_maxpool(x, w, b, *geo), 5))
+            t["conv_relu"].append(median_time(lambda: fast.conv2d_relu(x, w, b, *geo), 5))
+            t["pool_alone"].append(median_time(
+                lambda: fast.max_pool2d(y, (2, 2), (2, 2), (0, 0), (1, 1), False), 5))
+        for k in fwd:
+            fwd[k] += float(np.median(t[k]))
 
     full = convscope_train(0)
     bare = convscope_train(0, TINY_VGG.replace("relu | ", ""))
@@ -244,7 +264,8 @@ def convscope_shares(repeats: int) -> dict:
         t_full.append(median_time(full, 5))
         t_bare.append(median_time(bare, 5))
     spent = {"pool": 0.0}
-    originals = {name: getattr(kernels, name) for name in ("max_pool2d", "max_pool2d_grad")}
+    originals = {name: getattr(kernels, name) for name in ("max_pool2d", "max_pool2d_grad",
+                                                           "conv2d_relu_maxpool")}
 
     def timed(fn):
         def call(*args, **kw):
@@ -256,7 +277,10 @@ def convscope_shares(repeats: int) -> dict:
         return call
 
     for name, fn in originals.items():
-        setattr(kernels, name, timed(fn))
+        if name != "conv2d_relu_maxpool":
+            setattr(kernels, name, timed(fn))
+    used = []
+    kernels.conv2d_relu_maxpool = lambda *a, **k: used.append(1) or originals["conv2d_relu_maxpool"](*a, **k)
     steps, t0 = 20, time.perf_counter()
     for _ in range(steps):
         full()
@@ -266,7 +290,11 @@ def convscope_shares(repeats: int) -> dict:
     step, no_relu = float(np.median(t_full)), float(np.median(t_bare))
     relu = float(np.median(np.subtract(t_full, t_bare)))  # paired: drifts cancel
     return {"step": step, "step_without_relu": no_relu, "relu": relu,
-            "pool": spent["pool"] / steps, "step_pool_timed": step_timed}
+            "pool_backward": spent["pool"] / steps, "step_pool_timed": step_timed,
+            "fused_pools_per_step": len(used) / steps,
+            "pool_forward": fwd["fused"] - fwd["conv_relu"],
+            "pool_forward_unfused": fwd["pool_alone"],
+            "pool": spent["pool"] / steps + max(0.0, fwd["fused"] - fwd["conv_relu"])}
 
 
 def torch_train(repeats: int, channels_last: bool = False, batch: int = 64):

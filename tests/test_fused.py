@@ -205,8 +205,10 @@ def test_sequential_fuses_conv_relu_with_the_same_values_and_gradients(make_mode
     y1, g1, ops1 = _grads(model, x, fused=True)
     y0, g0, ops0 = _grads(model, x, fused=False)
     pairs = 3 if make_model is _model else 4
-    assert ops1.count("conv2d+relu") == pairs and "relu" not in ops1
+    assert sum(op.startswith("conv2d+relu") for op in ops1) == pairs and "relu" not in ops1
     assert ops0.count("relu") == pairs and "conv2d+relu" not in ops0
+    # a pair then a 2 x 2 max pool runs as one pass (zero padding only)
+    assert ops1.count("conv2d+relu+max_pool2d") == (0 if make_model is _model else 1)
     np.testing.assert_array_equal(y1, y0)
     for a, b in zip(g1, g0, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -354,3 +356,52 @@ def test_max_pool_gradient_through_the_inputs_relu(big):
     np.testing.assert_allclose(ref.max_pool2d_grad(gy, idx, shape[2:], y), want, rtol=1e-6,
                                atol=1e-6)
     assert got[0, 0, 0, 0] == 0 and got[0, 1, 0, 0] == gy[0, 1, 0, 0]
+
+
+POOL_CASES = [
+    # conv output 64x64 (vector path), 27x29 (odd: a row and a column without a window),
+    # 20x20 (pooled rows of 10: value by value), float64 lanes of 8, one image, no image
+    ConvCase("pool_wide", 3, 3, 66, 66, 10, 3, 3),
+    ConvCase("pool_odd", 2, 4, 29, 31, 5, 3, 3),
+    ConvCase("pool_narrow", 2, 2, 20, 20, 6, 3, 3, padding=_pad(1, 1, 1, 1)),
+    ConvCase("pool_5x5", 2, 8, 40, 38, 8, 5, 5, padding=_pad(2, 2, 2, 2)),
+    ConvCase("pool_one_image", 1, 3, 34, 34, 4, 3, 3),
+    ConvCase("pool_batch_0", 0, 3, 10, 10, 4, 3, 3),
+    # fallbacks: depthwise, stride 2
+    ConvCase("pool_depthwise", 2, 4, 12, 12, 4, 3, 3, padding=_pad(1, 1, 1, 1), groups=4),
+    ConvCase("pool_stride_2", 2, 3, 21, 21, 4, 3, 3, (2, 2), _pad(1, 1, 1, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", POOL_CASES, ids=str)
+def test_conv_relu_maxpool_in_one_pass_matches_the_three_ops(case, dtype):
+    rng = np.random.default_rng(5)
+    x, w, b, _ = case.arrays(rng, dtype)
+    x, w, b = (np.round(4 * v) for v in (x, w, b))  # whole numbers: exact sums, many ties
+    if x.size:
+        x.flat[7] = np.nan  # NaN wins its windows, as in the unfused ops
+    geo = case.geometry
+    py, winners = fast.conv2d_relu_maxpool(x, w, b, *geo)
+    y = fast.relu(fast.conv2d(x, w, b, *geo))
+    py0, winners0 = ref.max_pool2d(y, (2, 2), (2, 2), (0, 0), (1, 1), False)
+    assert py.dtype == dtype and py.shape == py0.shape
+    np.testing.assert_array_equal(py, py0)
+    np.testing.assert_array_equal(winners, winners0)
+
+
+def test_sequential_pool_fusion_keeps_the_pools_own_error():
+    # a conv output of 1x1 has no 2x2 window: no fusion, the pool's error as unfused
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, seed=0), nn.ReLU(), nn.MaxPool2d(2))
+    with pytest.raises(ShapeError, match=r"^layer 2, MaxPool2d.*comes from layer 1 \(ReLU\)"):
+        model(np.zeros((1, 3, 3, 3), np.float32))
+
+
+def test_sequential_pool_fusion_on_a_single_volume_and_in_eval():
+    model = _tiny_vgg()[:10].eval()  # up to the last pool (Flatten needs a batch axis)
+    x = np.random.default_rng(4).standard_normal((3, 10, 10)).astype(np.float32)  # unbatched
+    y = model(x)
+    z = x
+    for layer in model:
+        z = layer(z)
+    np.testing.assert_array_equal(y.numpy(), z.numpy())

@@ -154,6 +154,7 @@ def conv2d_at(
     relu: bool = False,
     relu_input: bool = False,
     premasked: bool = False,
+    pool: bool = False,
 ) -> Tensor:
     """:func:`conv2d` with the caller's name in its error messages (used by layers).
 
@@ -161,7 +162,10 @@ def conv2d_at(
     For ``nn.Sequential``, which knows what feeds what: ``relu_input``, the input is the
     output of a ReLU whose only consumer is this op, and the input gradient is taken on
     through that ReLU here (as it is written); ``premasked``, this op's ReLU gets its
-    gradient already taken through it that way by its only consumer.
+    gradient already taken through it that way by its only consumer; ``pool`` (with
+    ``relu``, an output of at least 2 x 2), a 2 x 2 stride-2 max pooling of the ReLU's
+    output in the same pass (:func:`kernels.fast.conv2d_relu_maxpool`): the result is the
+    pooled volume, and neither the conv's nor the ReLU's output is ever stored.
     """
     x, unbatched = _batched(as_tensor(input, where), where)
     w = as_tensor(weight, where, "weight")
@@ -192,6 +196,20 @@ def conv2d_at(
     parents = (x, w) if b is None else (x, w, b)
     need = (x.requires_grad, w.requires_grad, b is not None and b.requires_grad)
     k = len(parents)
+    if pool:
+        py, winners = kernels.conv2d_relu_maxpool(xd, wd, bd, *args)
+        conv_hw = geo.out_hw
+
+        def backward_pooled(g: np.ndarray) -> tuple:
+            # the pool's gradient, through the ReLU by the pooled values (the winners'),
+            # then the conv's
+            gy = kernels.max_pool2d_grad(
+                np.ascontiguousarray(g), winners, conv_hw, py, kernels.fast.POOL_2X2
+            )
+            return kernels.conv2d_grads(gy, xd, wd, need, *args, input_mask=relu_input)[:k]
+
+        node = make(py, parents, backward_pooled, "conv2d+relu+max_pool2d")
+        return _unbatch(node, unbatched)
     y = kernels.conv2d_relu(xd, wd, bd, *args) if relu else kernels.conv2d(xd, wd, bd, *args)
     mask = y if relu and not premasked else None  # a ReLU's backward keeps its output only
 

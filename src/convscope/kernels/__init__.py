@@ -31,6 +31,9 @@ from .fast import (
     conv2d_relu_grads as conv2d_relu_grads,
 )
 from .fast import (
+    conv2d_relu_maxpool as conv2d_relu_maxpool,
+)
+from .fast import (
     max_pool2d as max_pool2d,
 )
 from .fast import (
@@ -58,6 +61,7 @@ __all__ = [
     "conv2d_relu",
     "conv2d_relu_grads",
     "conv2d_grads",
+    "conv2d_relu_maxpool",
     "max_pool2d",
     "max_pool2d_grad",
     "avg_pool2d",

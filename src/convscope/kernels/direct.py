@@ -126,12 +126,15 @@ class _Flat:
         return (xf, bool(np.isfinite(x).all())) if check else xf
 
 
-def _conv_flat(xf, geo, w, b, kernel, dilation, groups, relu=False, out_mask=None):
+def _conv_flat(xf, geo, w, b, kernel, dilation, groups, relu=False, out_mask=None,
+               pool=False):
     """Run the forward loop on packed input ``xf``; returns y (N, O, H_out, W_out).
 
     A group of 3 channels gets a zero fourth kernel (a block of 4 is faster than three
     1-channel blocks); its outputs are computed and dropped. ``relu``: ReLU applied as
     the loop writes ``y``. ``out_mask`` (y's shape): values where it is <= 0 written as 0.
+    ``pool``: ReLU then 2 x 2 max pooling, stride 2, in the same pass; returns
+    ``(pooled, winners)`` and never stores the conv's output.
     """
     o, cg = w.shape[:2]
     og, kk = o // groups, cg * kernel[0] * kernel[1]
@@ -147,14 +150,20 @@ def _conv_flat(xf, geo, w, b, kernel, dilation, groups, relu=False, out_mask=Non
     w4 = np.ascontiguousarray(wg[:, : 4 * nb].reshape(groups, nb, 4, kk).transpose(0, 1, 3, 2))
     b4 = np.ascontiguousarray(bg[:, : 4 * nb].reshape(groups, nb, 4))
     w1, b1 = np.ascontiguousarray(wg[:, 4 * nb :]), np.ascontiguousarray(bg[:, 4 * nb :])
-    y = np.empty((xf.shape[0], o, geo.oh, geo.ow), dtype=dtype)
+    n = xf.shape[0]
+    y = np.empty((n, o, geo.oh, geo.ow) if not pool else (1, o, 1, 1), dtype=dtype)
+    py = np.empty((n, o, geo.oh // 2, geo.ow // 2) if pool else (1, 1, 1, 1), dtype=dtype)
+    pidx = np.empty(py.shape, dtype=loops.index_dtype(geo.oh, geo.ow))
     # rows per task: a buffer of about ROW_BUFFER_BYTES per task (in L2), at least one row
+    # (two with pooling: whole windows)
     rows = max(1, min(geo.oh, ROW_BUFFER_BYTES // (ogc * geo.wp * np.dtype(dtype).itemsize)))
-    tasks = xf.shape[0] * -(-geo.oh // rows)
-    _run(_jit().conv_forward, tasks, y.size * kk, xf, w4, b4, w1, b1,
-         geo.offsets(cg, kernel, dilation), cg * geo.plane, geo.wp, rows, relu,
-         y if out_mask is None else out_mask, out_mask is not None, y)
-    return y
+    if pool:
+        rows = max(2, rows - rows % 2)
+    tasks = n * -(-geo.oh // rows)
+    _run(_jit().conv_forward, tasks, n * o * geo.oh * geo.ow * kk, xf, w4, b4, w1, b1,
+         geo.offsets(cg, kernel, dilation), cg * geo.plane, geo.wp, rows, (geo.oh, geo.ow),
+         relu, y if out_mask is None else out_mask, out_mask is not None, pool, py, pidx, y)
+    return (py, pidx) if pool else y
 
 
 def _per_task(planes):
@@ -203,10 +212,12 @@ def is_depthwise(w, groups):
     return w.shape[1] == 1 and w.shape[0] == groups
 
 
-def conv2d(x, w, b, padding, dilation, groups, relu=False):
+def conv2d(x, w, b, padding, dilation, groups, relu=False, pool=False):
     """Stride-1 convolution (see :func:`convscope.kernels.fast.conv2d`).
 
-    ``relu``: return ``relu(conv)``, applied as the values are written (fused).
+    ``relu``: return ``relu(conv)``, applied as the values are written (fused). ``pool``
+    (with ``relu``, not depthwise, output at least 2 x 2): ``(pooled, winners)`` of a
+    2 x 2 stride-2 max pooling of that, in the same pass (:func:`.fast.conv2d_relu_maxpool`).
     """
     if is_depthwise(w, groups):
         y = _depthwise(x, w, b, padding, dilation)
@@ -214,9 +225,12 @@ def conv2d(x, w, b, padding, dilation, groups, relu=False):
     kernel = w.shape[2:]
     geo = _Flat(x.shape[2:], padding, kernel, dilation, x.dtype)
     if x.shape[0] == 0:
+        if pool:
+            shape = (0, w.shape[0], geo.oh // 2, geo.ow // 2)
+            return np.zeros(shape, x.dtype), np.zeros(shape, loops.index_dtype(geo.oh, geo.ow))
         return np.zeros((0, w.shape[0], geo.oh, geo.ow), dtype=x.dtype)
     xf = geo.pack(x, padding[0][0], padding[1][0])
-    return _conv_flat(xf, geo, w, b, kernel, dilation, groups, relu)
+    return _conv_flat(xf, geo, w, b, kernel, dilation, groups, relu, pool=pool)
 
 
 def conv2d_grad_input(gy, w, input_hw, padding, dilation, groups, mask=None, out_mask=None):

@@ -34,6 +34,7 @@ __all__ = [
     "conv2d_relu",
     "conv2d_relu_grads",
     "conv2d_grads",
+    "conv2d_relu_maxpool",
     "max_pool2d",
     "max_pool2d_grad",
     "avg_pool2d",
@@ -163,6 +164,26 @@ def conv2d_relu(x, w, b, stride, padding, dilation, groups, algo=None):
                              relu=True)
     y = gemm.conv2d(x, w, b, stride, padding, dilation, groups)  # a new array: ours to change
     return loops.relu(y, out=y if y.flags.writeable else None)
+
+
+POOL_2X2 = ((2, 2), (2, 2), (0, 0), (1, 1))  # kernel, stride, padding, dilation
+
+
+def conv2d_relu_maxpool(x, w, b, stride, padding, dilation, groups, algo=None):
+    """``max_pool2d(relu(conv2d(x, w, b, ...)), 2, 2)``: ``(pooled, winners)`` in one pass.
+
+    The pooling is 2 x 2, stride 2, no padding, floor mode (the conv's output must be at
+    least 2 x 2); ``winners`` as :func:`max_pool2d`'s indices, into the conv output's
+    planes. On the direct path the pooling runs in the loop's copy-out, so the conv's
+    (and the ReLU's) output is never stored; elsewhere the three ops run one by one.
+    """
+    algo = _check(algo or choose("forward", stride, dilation, groups, x.shape, w.shape), stride)
+    depthwise = w.shape[1] == 1 and w.shape[0] == groups
+    if algo == "direct" and not depthwise:
+        return direct.conv2d(x, w.astype(x.dtype, copy=False), b, padding, dilation, groups,
+                             relu=True, pool=True)
+    y = conv2d_relu(x, w, b, stride, padding, dilation, groups, algo)
+    return max_pool2d(y, *POOL_2X2, False)
 
 
 def conv2d_relu_grads(gy, y, x, w, need, stride, padding, dilation, groups, algo=None):

@@ -33,6 +33,7 @@ __all__ = [
     "conv2d_relu",
     "conv2d_relu_grads",
     "conv2d_grads",
+    "conv2d_relu_maxpool",
     "max_pool2d",
     "max_pool2d_grad",
     "avg_pool2d",
@@ -365,6 +366,12 @@ def relu_grad(gy, x):
 def conv2d_relu(x, w, b, stride, padding, dilation, groups):
     """``relu(conv2d(x, w, b, ...))``: a convolution layer followed by a ReLU, as one op."""
     return relu(conv2d(x, w, b, stride, padding, dilation, groups))
+
+
+def conv2d_relu_maxpool(x, w, b, stride, padding, dilation, groups):
+    """``max_pool2d(relu(conv2d(...)), 2 x 2, stride 2)``: ``(pooled, winners)``."""
+    y = conv2d_relu(x, w, b, stride, padding, dilation, groups)
+    return max_pool2d(y, (2, 2), (2, 2), (0, 0), (1, 1), False)
 
 
 def conv2d_relu_grads(gy, y, x, w, need, stride, padding, dilation, groups):

@@ -146,12 +146,18 @@ class Conv2d(Module):
         return self.forward_relu(x, relu=False)
 
     def forward_relu(
-        self, x: Any, relu: bool = True, relu_input: bool = False, premasked: bool = False
+        self,
+        x: Any,
+        relu: bool = True,
+        relu_input: bool = False,
+        premasked: bool = False,
+        pool: bool = False,
     ) -> Tensor:
         """``relu(self(x))`` as one fused operation (:func:`convscope.functional.conv2d_relu`).
 
-        ``nn.Sequential`` calls it for a ``Conv2d`` followed by a ``ReLU``; ``relu_input``
-        and ``premasked`` are its knowledge of the neighbours (:func:`.functional.conv2d_at`).
+        ``nn.Sequential`` calls it for a ``Conv2d`` followed by a ``ReLU``; ``relu_input``,
+        ``premasked`` and ``pool`` are its knowledge of the neighbours
+        (:func:`.functional.conv2d_at`).
         """
         padding = self.padding
         if self.padding_mode != "zeros":
@@ -168,6 +174,7 @@ class Conv2d(Module):
             relu,
             relu_input,
             premasked,
+            pool,
         )
 
     def extra_repr(self) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import shapes
 from ..errors import ArgumentError, ArgumentTypeError, ConvscopeError, ShapeError, message
 from ..tensor import Tensor, as_array
 
@@ -281,6 +282,8 @@ class Sequential(Module):
         n = len(layers)
         pair = [type(m) is Conv2d and i + 1 < n and type(layers[i + 1]) is ReLU
                 for i, m in enumerate(layers)]
+        pool_2x2 = [type(m) is MaxPool2d and m.kernel_size == m.stride == (2, 2)
+                    and m.padding == (0, 0) and m.extra == m.defaults for m in layers]
         relu_input = [False] * n  # its input is a pair's output, which only it reads
         for i in range(n - 2):
             nxt = layers[i + 2]
@@ -293,8 +296,11 @@ class Sequential(Module):
         while i < n:
             layer = layers[i]
             shape = x.shape if isinstance(x, Tensor) else tuple(np.shape(x))
+            pooled = pair[i] and i + 2 < n and pool_2x2[i + 2] and _pools_2x2(layer, shape)
             try:
-                if pair[i]:
+                if pooled:  # conv, ReLU and 2 x 2 max pool in one pass
+                    y = layer.forward_relu(x, True, relu_input[i], True, True)
+                elif pair[i]:
                     premasked = i + 2 < n and relu_input[i + 2]
                     y = layer.forward_relu(x, True, relu_input[i], premasked)
                 elif relu_input[i] and type(layer) is Conv2d:
@@ -308,12 +314,41 @@ class Sequential(Module):
                     _in_layer(str(exc), i, layer, shape, i - 1, prev, prev_shape)
                 ) from None
             prev, prev_shape = layer, shape
-            if pair[i]:  # the ReLU's input had the conv's output shape
+            if pooled:  # the pool's input had the conv's output shape
+                prev, prev_shape = layers[i + 2], _conv_out_shape(layer, shape)
+                i += 2
+            elif pair[i]:  # the ReLU's input had the conv's output shape
                 prev, prev_shape = layers[i + 1], y.shape
                 i += 1
             x = y
             i += 1
         return x
+
+
+def _conv_out_shape(conv: Module, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The output shape of ``conv`` (a zero-padded Conv2d) for an input of ``shape``."""
+    batched = shape if len(shape) == 4 else (1, *shape)
+    geo = shapes.conv_geometry(
+        batched,
+        tuple(conv.weight.shape),
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        "Sequential",
+    )
+    out = (batched[0], conv.weight.shape[0], *geo.out_hw)
+    return out if len(shape) == 4 else out[1:]
+
+
+def _pools_2x2(conv: Module, shape: tuple[int, ...]) -> bool:
+    """Whether a zero-padded conv's output, for this input, has a whole 2 x 2 window."""
+    if getattr(conv, "padding_mode", "") != "zeros" or len(shape) not in (3, 4):
+        return False
+    try:
+        return min(_conv_out_shape(conv, shape)[-2:]) >= 2
+    except ConvscopeError:  # the conv itself will say what is wrong
+        return False
 
 
 def _in_layer(

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .simd import lanes, vfma, vload, vpick, vsplat, vstore, vzero
+from .simd import lanes, veven, vfma, vload, vpick, vsplat, vstore, vstore_index, vzero
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
@@ -173,8 +173,75 @@ def _block1(x, base, w, bias, offs, out, at):
     vstore(out, at + 2 * L, a2), vstore(out, at + 3 * L, a3)
 
 
+@njit(inline="always", **_OPTS)
+def _pool_cell(value, best, k, at):
+    """One cell of a max-pooling window after a ReLU: ``(best, k)`` by the reference's rule
+    (a larger value or a NaN takes over, so the first maximum wins, or the last NaN)."""
+    value = 0 if value <= 0 else value
+    take = (value > best) | (value != value)
+    return (value if take else best), (at if take else k)
+
+
+@njit(inline="always", **_OPTS)
+def _pool_rows(src, wp, r0, r1, ow, py, pidx):
+    """``relu`` then 2 x 2 max pooling, stride 2, of the output rows ``r0 .. r1`` in ``src``.
+
+    ``src`` holds the rows ``wp`` apart (row ``r`` at ``(r - r0) * wp``), ``r0`` even; a last
+    odd row has no window (floor mode). ``py``/``pidx`` are one channel's pooled plane and
+    the winners' flat indices ``r * W_out + q`` in the conv output's plane. The window's
+    cells go in row-major order, each after the ReLU, as the unfused ReLU then
+    :func:`.pool.max_pool` would: a vector of pooled columns at a time (even and odd
+    columns by two stride-2 loads per row; the last vector overlaps the one before), and
+    value by value for rows narrower than a vector.
+    """
+    L = lanes(src)
+    pw = ow // 2
+    zero = vzero(src)
+    pyf, pif = py.ravel(), pidx.ravel()
+    for r in range(r0, r1 - 1, 2):
+        pr = r // 2
+        top = (r - r0) * wp
+        bottom = top + wp
+        if pw >= L:
+            q = 0
+            while q < pw:
+                q = min(q, pw - L)
+                a = top + 2 * q
+                b = bottom + 2 * q
+                c00 = veven(vload(src, a), vload(src, a + L))
+                c01 = veven(vload(src, a + 1), vload(src, a + 1 + L))
+                c10 = veven(vload(src, b), vload(src, b + L))
+                c11 = veven(vload(src, b + 1), vload(src, b + 1 + L))
+                m = vpick(c00, zero, c00, zero)  # ReLU: 0 where <= 0, NaN kept
+                kv = zero  # the winner's offset in its window: 0, 1, W_out, W_out + 1
+                c01 = vpick(c01, zero, c01, zero)
+                kv = vpick(c01, m, vsplat(src, 1), kv)
+                m = vpick(c01, m, c01, m)
+                c10 = vpick(c10, zero, c10, zero)
+                kv = vpick(c10, m, vsplat(src, ow), kv)
+                m = vpick(c10, m, c10, m)
+                c11 = vpick(c11, zero, c11, zero)
+                kv = vpick(c11, m, vsplat(src, ow + 1), kv)
+                m = vpick(c11, m, c11, m)
+                vstore(pyf, pr * pw + q, m)
+                vstore_index(pif, pr * pw + q, kv, r * ow + 2 * q, 2)
+                q += L
+        else:
+            for q in range(pw):
+                a, b = top + 2 * q, bottom + 2 * q
+                first = src[a]
+                best = 0 if first <= 0 else first
+                k = 0
+                best, k = _pool_cell(src[a + 1], best, k, 1)
+                best, k = _pool_cell(src[b], best, k, ow)
+                best, k = _pool_cell(src[b + 1], best, k, ow + 1)
+                pyf[pr * pw + q] = best
+                pif[pr * pw + q] = r * ow + 2 * q + k
+
+
 @njit(parallel=True, **_OPTS)
-def conv_forward(xf, w4, b4, w1, b1, offs, gstride, wp, rows, relu, mask, masked, y):
+def conv_forward(xf, w4, b4, w1, b1, offs, gstride, wp, rows, out_hw, relu, mask, masked,
+                 pool, py, pidx, y):
     """``y[n, g*og + o, r, q] = bias + sum_k weight[o, k] * xf[n, g*gstride + offs[k] + r*wp + q]``.
 
     xf (N, Lx); offs (K,); y (N, G*og, H_out, W_out). Channels ``o < 4B`` of each group
@@ -188,10 +255,15 @@ def conv_forward(xf, w4, b4, w1, b1, offs, gstride, wp, rows, relu, mask, masked
     ``conv + ReLU`` of a layer followed by one; no pass of its own over ``y``).
     ``masked``: values where ``mask`` (y's shape) is ``<= 0`` are written as 0 (an input
     gradient whose input was a ReLU's output: that ReLU's gradient rule, applied here).
+    ``out_hw`` is (H_out, W_out). ``pool``: ``y`` is not written (a placeholder): the
+    ReLU's output goes through 2 x 2 max pooling, stride 2, in the same copy, into
+    ``py`` (N, G*og, H_out // 2, W_out // 2) with the winners' flat indices in ``pidx``
+    (:func:`_pool_rows`); ``rows`` is then even. The conv's own output is never stored.
     """
     n_img, n_grp, n_b4, n_b1 = xf.shape[0], w4.shape[0], w4.shape[1], w1.shape[1]
     og_c = 4 * n_b4 + n_b1
-    og, oh, ow = y.shape[1] // n_grp, y.shape[2], y.shape[3]
+    og = (py.shape[1] if pool else y.shape[1]) // n_grp
+    oh, ow = out_hw
     L = lanes(xf)
     n_c = (oh + rows - 1) // rows
     for t in prange(n_img * n_c):
@@ -209,6 +281,9 @@ def conv_forward(xf, w4, b4, w1, b1, offs, gstride, wp, rows, relu, mask, masked
                 for j in range(n_b1):
                     _block1(x, base + at, w1[g, j], b1[g, j], offs, buf[4 * n_b4 + j], at)
             for o in range(og):
+                if pool:
+                    _pool_rows(buf[o], wp, r0, r1, ow, py[i, g * og + o], pidx[i, g * og + o])
+                    continue
                 out, src = y[i, g * og + o], buf[o]
                 if relu or masked:
                     flat = out.ravel()
