@@ -1,4 +1,4 @@
-"""Direct convolution for stride 1: plain-Python wrappers around :mod:`._jit.conv`.
+"""Direct convolution for stride 1: plain-Python wrappers around the compiled loops.
 
 These functions lay the arrays out as the compiled loops expect (the *flat padded* layout
 described in :mod:`convscope.kernels._jit.conv`), call the loop, and cut the answer back
@@ -11,7 +11,7 @@ to ``(N, C, H, W)``. They handle any padding, dilation and groups, but stride 1 
 * grad weight: a loop that sums ``gy * shifted input`` over images and positions.
 
 Depthwise layers (one kernel per channel) take loops of their own over the ``(N, C)``
-planes (:func:`._jit.conv.depthwise`, :func:`._jit.conv.depthwise_weight_grad`): each task
+planes (:func:`._jit.depthwise.depthwise`, :func:`._jit.depthwise.depthwise_weight_grad`): each task
 pads a plane into a buffer in cache and writes the output rows straight into ``y`` (no
 garbage columns, no flat copy of the batch); the input gradient is the same loop with the
 kernels flipped; the weight gradient keeps 3 x 3 kernel entries in vector accumulators per
@@ -30,12 +30,26 @@ BLOCK_VECTORS = 4  # vectors of output positions per task in the compiled loops
 VECTOR_BYTES = 64
 
 
-def _jit():
-    from ._heap import keep_heap
-    from ._jit import conv  # first call: imports numba and loads the cached machine code
+_LOOPS = None
 
-    keep_heap()  # once per process (see :mod:`._heap`)
-    return conv
+
+def _jit():
+    """The compiled loops of :mod:`._jit.conv`, :mod:`._jit.wgrad` and :mod:`._jit.depthwise`.
+
+    The first call imports Numba and loads the cached machine code.
+    """
+    global _LOOPS
+    if _LOOPS is None:
+        from types import SimpleNamespace
+
+        from ._heap import keep_heap
+        from ._jit import conv, depthwise, wgrad
+
+        keep_heap()  # once per process (see :mod:`._heap`)
+        _LOOPS = SimpleNamespace(
+            **{name: getattr(m, name) for m in (conv, wgrad, depthwise) for name in m.__all__}
+        )
+    return _LOOPS
 
 
 SERIAL_WORK = 4_000_000  # multiply-adds; below this one thread beats waking the others

@@ -1,0 +1,40 @@
+"""Operations on tensors, with PyTorch's names, arguments and semantics.
+
+Each operation checks its arguments (a convscope error with the numbers and a fix), calls a
+forward kernel from :mod:`convscope.kernels`, and attaches the matching backward kernel. The
+functions accept NumPy arrays or :class:`~convscope.Tensor` and return a ``Tensor``; plain
+arrays become float32.
+
+>>> import numpy as np, convscope as cs
+>>> x = np.ones((1, 3, 64, 64), dtype=np.float32)              # one 64x64x3 image
+>>> w = np.ones((8, 3, 5, 5), dtype=np.float32)                # 8 kernels of 5x5x3
+>>> cs.functional.conv2d(x, w, padding=2).shape                 # 64x64x8
+(1, 8, 64, 64)
+"""
+
+from __future__ import annotations
+
+from ._common import as_tensor as as_tensor  # for layers: the same argument checks
+from .conv import avg_pool2d, conv2d, conv2d_relu, max_pool2d, pad
+from .conv import avg_pool2d_at as avg_pool2d_at  # the layers' forms (their names in errors)
+from .conv import conv2d_at as conv2d_at
+from .conv import max_pool2d_at as max_pool2d_at
+from .dense import cross_entropy, flatten, linear, log_softmax, mse_loss, relu, softmax
+from .norm import batch_norm, dropout
+
+__all__ = [
+    "conv2d",
+    "conv2d_relu",
+    "max_pool2d",
+    "avg_pool2d",
+    "relu",
+    "linear",
+    "flatten",
+    "pad",
+    "softmax",
+    "log_softmax",
+    "cross_entropy",
+    "mse_loss",
+    "batch_norm",
+    "dropout",
+]
