@@ -405,3 +405,25 @@ def test_max_pool_2x2_gradient_loop_matches_reference(shape, dtype):
         got = loops.max_pool2d_grad(gy, idx, shape[2:], mask, windows)
         np.testing.assert_array_equal(got, ref.max_pool2d_grad(gy, idx, shape[2:], mask))
         assert got.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("kernel", "stride", "padding", "dilation"), [
+    ((3, 3), (2, 2), (1, 1), (1, 1)), ((2, 2), (2, 2), (1, 1), (1, 1)),
+    ((3, 3), (1, 2), (1, 1), (2, 1)), ((4, 3), (2, 1), (2, 1), (1, 1)),
+])
+def test_padded_max_pool_in_a_minus_inf_buffer_with_ceil_mode(kernel, stride, padding,
+                                                               dilation, dtype):
+    # padded pooling takes the -inf buffer loop (rows of a vector or more); ceil mode adds
+    # windows hanging past the padding; edges of -inf: the first real cell must win
+    rng = np.random.default_rng(13)
+    x = rng.integers(-3, 4, (3, 2, 13, 70)).astype(dtype)
+    x[0, 0, :, :5] = -np.inf
+    x[1, 1, :3, :] = -np.inf
+    x[rng.random(x.shape) < 0.03] = np.nan
+    for ceil in (False, True):
+        args = (kernel, stride, padding, dilation, ceil)
+        y_ref, idx_ref = ref.max_pool2d(x, *args)
+        y, idx = loops.max_pool2d(x, kernel, stride, padding, dilation, y_ref.shape[2:])
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(idx, idx_ref)

@@ -11,6 +11,7 @@ import numpy as np
 
 SMALL = 1 << 15  # values; below this NumPy is faster than waking the threads
 RUN = 4096  # values per task of the elementwise loops (must match ``_jit.pool.RUN``)
+PLANE_TASKS = 128  # padded max pooling: planes handed out in about this many tasks
 
 
 def _jit():
@@ -48,7 +49,17 @@ def max_pool2d(x, kernel, stride, padding, dilation, out_hw, indices=True):
     n, c, h, w = x.shape
     y = np.empty((n, c, *out_hw), dtype=x.dtype)
     idx = np.empty((n, c, *out_hw) if indices else (1, 1, 1), dtype=index_dtype(h, w))
-    if y.size:
+    if y.size and any(padding) and stride[1] <= 2 and out_hw[1] >= 64 // x.itemsize:
+        # padded: planes in a -inf buffer, every window by vectors
+        span = [(o - 1) * s + d * (k - 1) + 1
+                for o, s, d, k in zip(out_hw, stride, dilation, kernel, strict=True)]
+        hb, wb = max(h + 2 * padding[0], span[0]), max(w + 2 * padding[1], span[1])
+        per_task = max(1, -(-n * c // PLANE_TASKS))
+        _run(_jit().max_pool_padded, -(-n * c // per_task), 16 * y.size * kernel[0] * kernel[1],
+             np.ascontiguousarray(x).reshape(n * c, h, w), tuple(kernel), tuple(stride),
+             tuple(padding), tuple(dilation), indices, hb, wb, per_task,
+             y.reshape(n * c, *out_hw), idx.reshape(n * c, *out_hw) if indices else idx)
+    elif y.size:
         _run(_jit().max_pool, n * c, 16 * y.size * kernel[0] * kernel[1],
              np.ascontiguousarray(x).reshape(n * c, h, w), tuple(kernel), tuple(stride),
              tuple(padding), tuple(dilation), indices, y.reshape(n * c, *out_hw),

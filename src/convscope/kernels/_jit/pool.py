@@ -219,6 +219,90 @@ def max_pool_grad(gy, idx, y, masked, gx):
                 flat[at[k]] += g[k]
 
 
+@njit(parallel=True, **_OPTS)
+def max_pool_padded(x, kernel, stride, padding, dilation, with_idx, hb, wb, per_task, y, idx):
+    """:func:`max_pool` for padded pooling with stride 1 or 2 and rows of a vector or more.
+
+    A task fills a buffer of ``hb x wb`` cells with -inf once (the padding, and the
+    overhang of ceil mode) and copies each of its ``per_task`` planes into it in turn, so
+    every window, the edge ones too, takes the
+    vector path (:func:`max_pool`'s bounds-checked scalar windows made a 3 x 3, stride 2,
+    padding 1 pool of 56 x 56 planes twice PyTorch's time). Winners are tracked as offsets
+    in the input plane, not the buffer. A padding cell can only stay the winner of a
+    window whose real cells are all -inf (or absent): the lanes whose maximum is -inf are
+    redone by :func:`_window`, which keeps the reference's rule for them.
+    """
+    planes, h, w = x.shape
+    oh, ow = y.shape[1], y.shape[2]
+    kh, kw = kernel
+    sh, sw = stride
+    ph, pw = padding
+    dh, dw = dilation
+    kk = kh * kw
+    offs_b = np.empty(kk, np.int64)  # a cell's offset in the buffer
+    offs_x = np.empty(kk, np.int64)  # and in the input plane
+    for u in range(kh):
+        for v in range(kw):
+            offs_b[u * kw + v] = u * dh * wb + v * dw
+            offs_x[u * kw + v] = u * dh * w + v * dw
+    L = lanes(x)
+    yflat, iflat, xflat = y.ravel(), idx.ravel(), x.ravel()
+    for task in prange((planes + per_task - 1) // per_task):
+        buf = np.empty(hb * wb + wb + 2 * L, x.dtype)  # + slack for the stride-2 loads
+        buf[:] = -np.inf
+        lane = np.empty(L, x.dtype)
+        for t in range(task * per_task, min(planes, (task + 1) * per_task)):
+            _pool_plane_padded(x, xflat, t, buf, lane, offs_b, offs_x, kernel, stride, padding,
+                               dilation, with_idx, wb, yflat, iflat, oh, ow)
+
+
+@njit(inline="always", **_OPTS)
+def _pool_plane_padded(x, xflat, t, buf, lane, offs_b, offs_x, kernel, stride, padding,
+                       dilation, with_idx, wb, yflat, iflat, oh, ow):
+    """One plane of :func:`max_pool_padded`: copy it into ``buf``, pool it by vectors."""
+    h, w = x.shape[1], x.shape[2]
+    kh, kw = kernel
+    sh, sw = stride
+    ph, pw = padding
+    dh, dw = dilation
+    kk = kh * kw
+    L = lanes(x)
+    for r in range(h):
+        at = (r + ph) * wb + pw
+        buf[at : at + w] = xflat[(t * h + r) * w : (t * h + r + 1) * w]
+    for r in range(oh):
+        q = 0
+        while q < ow:
+            q = min(q, ow - L)  # the last vector overlaps the one before: same values
+            b0 = r * sh * wb + q * sw
+            if sw == 1:
+                m = vload(buf, b0)
+            else:
+                m = veven(vload(buf, b0), vload(buf, b0 + L))
+            kv = vsplat(buf, 0)
+            for j in range(1, kk):
+                at = b0 + offs_b[j]
+                if sw == 1:
+                    cell = vload(buf, at)
+                else:
+                    cell = veven(vload(buf, at), vload(buf, at + L))
+                kv = vpick(cell, m, vsplat(buf, offs_x[j]), kv)
+                m = vpick(cell, m, cell, m)
+            o = (t * oh + r) * ow + q
+            vstore(yflat, o, m)
+            if with_idx:
+                vstore_index(iflat, o, kv, (r * sh - ph) * w + q * sw - pw, sw)
+            vstore(lane, 0, m)
+            for j in range(L):
+                if lane[j] == -np.inf:  # only padding won, or every real cell is -inf
+                    best, at = _window(x, t, r * sh - ph, (q + j) * sw - pw, kh, kw, dh,
+                                       dw, h, w)
+                    yflat[o + j] = best
+                    if with_idx:
+                        iflat[o + j] = at
+            q += L
+
+
 @njit(inline="always", **_OPTS)
 def _where_equal(rel, c, g, zero):
     """Per lane ``g`` where ``rel == c`` (small whole numbers, exact in floats), else 0."""
