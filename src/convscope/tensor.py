@@ -1,7 +1,7 @@
 """``Tensor``: a NumPy array plus reverse-mode automatic differentiation.
 
 Every operation builds its output and, when an input requires grad, a graph node
-(:class:`_Node`) holding a small ``backward`` closure that maps the output's gradient to
+(:class:`convscope.autograd._Node`) holding a small ``backward`` closure that maps the output's gradient to
 its inputs' gradients. The node is not the tensor (as in PyTorch): it keeps only what its
 closure needs (a ReLU its output, an add nothing), so a value nobody holds any more is
 freed even while the graph that made it is alive. ``backward()`` sorts the nodes
@@ -18,46 +18,18 @@ array([2., 4., 6.], dtype=float32)
 
 from __future__ import annotations
 
-import contextlib
 import numbers
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from .autograd import _Node, _topological_order, enable_grad, is_grad_enabled, no_grad
 from .errors import ArgumentTypeError, GradError, ShapeError, message
 from .shapes import check_size
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "as_array"]
-
-_GRAD_ENABLED = True
-
-
-def is_grad_enabled() -> bool:
-    """Whether operations currently record the graph for ``backward``."""
-    return _GRAD_ENABLED
-
-
-@contextlib.contextmanager
-def _grad_mode(enabled: bool) -> Iterator[None]:
-    global _GRAD_ENABLED
-    before, _GRAD_ENABLED = _GRAD_ENABLED, enabled
-    try:
-        yield
-    finally:
-        _GRAD_ENABLED = before
-
-
-def no_grad() -> contextlib.AbstractContextManager[None]:
-    """Context manager in which no graph is recorded (inference, optimizer steps)."""
-    return _grad_mode(False)
-
-
-def enable_grad() -> contextlib.AbstractContextManager[None]:
-    """Context manager that turns graph recording back on inside ``no_grad``."""
-    return _grad_mode(True)
-
 
 _FLOATS = (np.float32, np.float64)
 
@@ -137,19 +109,6 @@ def as_array(data: Any, where: str = "tensor", dtype: Any = None) -> np.ndarray:
             fix="pass less data at a time (a smaller batch or image)",
         )
     return arr.astype(target, copy=False)
-
-
-def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum ``grad`` over the axes that broadcasting added or stretched, back to ``shape``."""
-    if grad.shape == shape:
-        return grad
-    extra = grad.ndim - len(shape)
-    if extra:
-        grad = grad.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
-    return grad.reshape(shape)
 
 
 class Tensor:
@@ -514,53 +473,6 @@ def _lift(value: Any, like: Tensor) -> Tensor:
     return Tensor._wrap(np.asarray(value, dtype=like.dtype))
 
 
-class _Node:
-    """One operation of the graph: how to send its output's gradient to its inputs.
-
-    ``parents`` are the inputs' nodes (None for an input that needs no gradient), in the
-    order of the tuple ``backward(g)`` returns; ``grad`` collects the output's gradient
-    during ``backward()``. A leaf's node has ``leaf``, a weak reference to its tensor,
-    whose ``.grad`` it fills; it keeps no data of its own.
-    """
-
-    __slots__ = ("parents", "backward", "op", "grad", "shape", "dtype", "leaf")
-
-    def __init__(
-        self,
-        parents: tuple[_Node | None, ...],
-        backward: Callable[[np.ndarray], tuple] | None,
-        op: str,
-        shape: tuple[int, ...],
-        dtype: np.dtype,
-        leaf: weakref.ref[Tensor] | None = None,
-    ) -> None:
-        self.parents, self.backward, self.op = parents, backward, op
-        self.shape, self.dtype, self.leaf = shape, dtype, leaf
-        self.grad: np.ndarray | None = None
-
-    def accumulate(self, grad: np.ndarray) -> None:
-        """Add ``grad`` into this node's gradient (never in place: no aliasing)."""
-        grad = _unbroadcast(np.asarray(grad, dtype=self.dtype), self.shape)
-        self.grad = grad if self.grad is None else self.grad + grad
-
-
-def _topological_order(root: _Node) -> list[_Node]:
-    order: list[_Node] = []
-    seen: set[int] = set()
-    stack: list[tuple[_Node, bool]] = [(root, False)]
-    while stack:  # iterative DFS: deep graphs must not hit the recursion limit
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        stack.extend((p, False) for p in node.parents if p is not None and id(p) not in seen)
-    return order
-
-
 def make(
     data: np.ndarray,
     parents: tuple[Tensor, ...],
@@ -573,7 +485,7 @@ def make(
     capture the arrays it needs, never the tensors: a captured tensor would keep its
     values alive as long as the graph.
     """
-    needs = _GRAD_ENABLED and any(p.requires_grad for p in parents)
+    needs = is_grad_enabled() and any(p.requires_grad for p in parents)
     out = Tensor._wrap(data, needs)
     if needs:
         nodes = tuple(p._graph_node() for p in parents)
