@@ -1,12 +1,12 @@
 """``Tensor``: a NumPy array plus reverse-mode automatic differentiation.
 
 Every operation builds its output and, when an input requires grad, a graph node
-(:class:`convscope.autograd._Node`) holding a small ``backward`` closure that maps the output's gradient to
-its inputs' gradients. The node is not the tensor (as in PyTorch): it keeps only what its
-closure needs (a ReLU its output, an add nothing), so a value nobody holds any more is
-freed even while the graph that made it is alive. ``backward()`` sorts the nodes
-topologically, calls the closures in reverse, adds each result into the input's node, and
-frees the graph as it goes, so memory stays flat over a long training run.
+(:class:`convscope.autograd._Node`) holding a small ``backward`` closure that maps the
+output's gradient to its inputs' gradients. The node is not the tensor (as in PyTorch): it
+keeps only what its closure needs (a ReLU its output, an add nothing), so a value nobody
+holds any more is freed even while the graph that made it is alive. ``backward()`` sorts the
+nodes topologically, calls the closures in reverse, adds each result into the input's node,
+and frees the graph as it goes, so memory stays flat over a long training run.
 
 >>> import convscope as cs
 >>> x = cs.tensor([1.0, 2.0, 3.0], requires_grad=True)

@@ -7,6 +7,10 @@ padding operators (Pad; Gather, or Slice + Concat picking rows the way a padding
 wait for the Conv that follows and become its ``padding``/``padding_mode``; nodes computing
 on constants only are folded (:mod:`.onnx_fold`). Anything else is refused with the node's
 index, name and operator.
+
+This module holds the walk and the operators that become layers; the padding operators are
+:mod:`.onnx_padding` and the walk's state, errors and operand reading :mod:`.onnx_operands`
+(:func:`check_tensor` and :func:`type_name` are re-exported from there).
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from typing import Any
 import numpy as np
 
 from .. import shapes
-from ..errors import ConvscopeError, FileFormatError, message
+from ..errors import ConvscopeError
 from ..nn import AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU
-from .onnx_export import pad_indices, require_onnx
-from .onnx_fold import BATCH, FOLD_OPS, FoldError, fold, slice_positions
+from .onnx_fold import BATCH, FOLD_OPS, FoldError, fold
+from .onnx_operands import _short_float
+from .onnx_operands import check_tensor as check_tensor
+from .onnx_operands import type_name as type_name
+from .onnx_padding import PaddingNodes
 
 __all__ = ["GraphChain", "SUPPORTED_OPS", "check_tensor", "type_name"]
 
@@ -32,133 +39,12 @@ _SUPPORTED_TEXT = ("Conv, Relu, MaxPool, AveragePool, GlobalAveragePool, GlobalM
                    "BatchNormalization, Flatten, Reshape (to (N, features)), Gemm, MatMul (+ Add "
                    "bias), Pad, Gather and Slice + Concat (as padding before a Conv), Dropout, "
                    "Identity, and constant shape arithmetic (" + ", ".join(FOLD_OPS) + ")")
-_PAD_MODES = {"constant": "zeros", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
 
 
-def _short_float(value: float) -> float:
-    """A float32 attribute as the short decimal it was written from (1e-05, not 9.99e-06)."""
-    return float(str(np.float32(value)))
-
-
-class GraphChain:
+class GraphChain(PaddingNodes):
     """Walks the nodes of one graph in order, turning them into layers."""
 
-    def __init__(self, path: str, proto: Any, onnx: Any) -> None:
-        self.path, self.onnx, self.graph = path, onnx, proto.graph
-        self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
-                          0)
-        self.consts: dict[str, Any] = {t.name: t for t in self.graph.initializer}
-        self.layers: list[Module] = []
-        self.shape: tuple[int, ...] = ()
-        self.pending: dict[str, Any] | None = None  # Pad/Gather waiting for its Conv
-        self.open_linear: str | None = None  # output of a bias-less MatMul/Gemm, for its Add
-        self.side: dict[str, tuple[str, int, np.ndarray]] = {}  # Slice of the chain: src, axis, at
-        self.used: dict[str, int] = {}
-        for node in self.graph.node:
-            for name in node.input:
-                self.used[name] = self.used.get(name, 0) + 1
-        for out in self.graph.output:
-            self.used[out.name] = self.used.get(out.name, 0) + 1
-
-    # ------------------------------------------------------------------ errors
-    def fail(self, what: str, fix: str, received: str | None = None) -> FileFormatError:
-        return FileFormatError(message(f"ONNX file {self.path!r}", what, fix, received))
-
-    def node_fail(self, k: int, node: Any, what: str, fix: str,
-                  received: str | None = None) -> FileFormatError:
-        where = f"ONNX file {self.path!r}, node {k} ({node.name or 'unnamed'!r}, {node.op_type})"
-        return FileFormatError(message(where, what, fix, received))
-
-    # ------------------------------------------------------------------ operands
-    def attrs(self, node: Any) -> dict[str, Any]:
-        out = {}
-        for a in node.attribute:
-            value = self.onnx.helper.get_attribute_value(a)
-            if isinstance(value, bytes):
-                value = value.decode("utf-8", errors="replace")
-            out[a.name] = value
-        return out
-
-    def array(self, k: int, node: Any, name: str) -> np.ndarray:
-        value = self.consts[name]
-        if isinstance(value, np.ndarray):
-            return value
-        tp = self.onnx.TensorProto
-        if value.data_type in (tp.STRING, tp.UNDEFINED):
-            raise self.node_fail(k, node, f"tensor {name!r} holds no numbers",
-                                 "export the model again", f"data type {value.data_type}")
-        try:
-            arr = self.onnx.numpy_helper.to_array(value)
-        except (ValueError, TypeError) as exc:
-            raise self.node_fail(k, node, f"tensor {name!r} is damaged (its data does not fit "
-                                 "its shape)", "export the model again; the file may be truncated",
-                                 str(exc)[:200]) from None
-        self.consts[name] = arr
-        return arr
-
-    def weight(self, k: int, node: Any, i: int, role: str,
-               shape: tuple[int, ...] | None = None, ndim: int | None = None) -> np.ndarray:
-        name = node.input[i] if i < len(node.input) else ""
-        if not name:
-            raise self.node_fail(k, node, f"its {role} input is missing", "export the model again")
-        if name not in self.consts:
-            raise self.node_fail(k, node, f"its {role} {name!r} is computed in the graph, not "
-                                 "stored as a constant", "export with constant folding "
-                                 "(torch.onnx.export(do_constant_folding=True))", f"input {name!r}")
-        value = self.consts[name]
-        tp = self.onnx.TensorProto
-        if not isinstance(value, np.ndarray) and value.data_type != tp.FLOAT:
-            kind = type_name(self.onnx, value.data_type)
-            raise self.node_fail(k, node, f"its {role} {name!r} holds {kind} values; convscope "
-                                 "layers hold float32 weights only",
-                                 "convert the model to float32 before exporting it (quantized "
-                                 "and half-precision models are not imported)", f"data type {kind}")
-        arr = self.array(k, node, name)
-        if arr.dtype != np.float32:
-            raise self.node_fail(k, node, f"its {role} {name!r} holds {arr.dtype} values; "
-                                 "convscope layers hold float32 weights only",
-                                 "convert the model to float32 before exporting it",
-                                 f"dtype {arr.dtype}")
-        if (ndim is not None and arr.ndim != ndim) or (shape is not None and arr.shape != shape):
-            want = shape if shape is not None else f"{ndim}-D"
-            raise self.node_fail(k, node, f"its {role} {name!r} has the wrong shape",
-                                 "export the model again", f"expected {want}, received {arr.shape}")
-        return arr.copy()
-
-    def ints(self, k: int, node: Any, i: int, role: str) -> list[int] | None:
-        name = node.input[i] if i < len(node.input) else ""
-        if not name:
-            return None
-        if name not in self.consts:
-            raise self.node_fail(k, node, f"its {role} is computed in the graph at run time",
-                                 "export with a fixed input size and constant folding",
-                                 f"input {name!r}")
-        arr = self.array(k, node, name)
-        if arr.dtype.kind not in "iu" or arr.ndim > 1:
-            raise self.node_fail(k, node, f"its {role} must be a 1-D integer tensor",
-                                 "export the model again", f"{arr.dtype} of shape {arr.shape}")
-        return [int(v) for v in arr.reshape(-1)]
-
     # ------------------------------------------------------------------ layers
-    def add(self, k: int, node: Any, make: Callable[[], Module]) -> Module:
-        from ..spec import output_shape
-
-        try:
-            layer = make()
-            self.shape = output_shape(layer, self.shape)
-        except ConvscopeError as exc:
-            raise self.node_fail(k, node, f"it does not fit the volume here: {exc}",
-                                 "check that the graph is one convscope can run",
-                                 f"input volume {self.shape}") from None
-        self.layers.append(layer)
-        return layer
-
-    def need_volume(self, k: int, node: Any) -> tuple[int, int, int]:
-        if len(self.shape) != 3:
-            raise self.node_fail(k, node, "it needs a volume (N, C, H, W) but gets flat values",
-                                 "put it before the Flatten/Reshape", f"shape (N, {self.shape[0]})")
-        return self.shape  # type: ignore[return-value]
-
     def pair_attr(self, k: int, node: Any, a: dict[str, Any], name: str, default: int
                   ) -> tuple[int, int]:
         value = list(a.get(name, [default, default]))
@@ -372,106 +258,6 @@ class GraphChain:
         layer.bias.data = raw.reshape(-1).copy()  # type: ignore[union-attr]
         self.layers[-1] = layer
 
-    def pad(self, k: int, node: Any, a: dict[str, Any]) -> None:
-        self.need_volume(k, node)
-        mode = a.get("mode", "constant")
-        if self.opset < 11:
-            pads, value = list(a.get("pads", [])), float(a.get("value", 0.0))
-            axes = None
-        else:
-            pads = self.ints(k, node, 1, "pads") or []
-            value = 0.0
-            if len(node.input) > 2 and node.input[2]:
-                value = float(self.array(k, node, node.input[2]).reshape(-1)[0])
-            axes = self.ints(k, node, 3, "axes")
-        if mode not in _PAD_MODES or (mode == "constant" and value != 0.0):
-            raise self.node_fail(k, node, f"padding mode {mode!r} with value {value} is not "
-                                 "supported", "pad with zeros, reflect, edge or wrap",
-                                 f"mode={mode!r}, value={value}")
-        axes = [x % 4 for x in axes] if axes is not None else [0, 1, 2, 3]
-        if len(pads) != 2 * len(axes) or (pads and min(pads) < 0):
-            raise self.node_fail(k, node, "pads must hold a non-negative begin and end per axis",
-                                 "export the model again", f"pads={pads}, axes={axes}")
-        full = dict.fromkeys(range(4), (0, 0))
-        for j, axis in enumerate(axes):
-            full[axis] = (pads[j], pads[j + len(axes)])
-        if full[0] != (0, 0) or full[1] != (0, 0):
-            raise self.node_fail(k, node, "it pads the batch or channel axis",
-                                 "pad only height and width", f"pads={pads}")
-        self.start_pad(k, node, _PAD_MODES[mode], full[2], full[3])
-
-    def gather(self, k: int, node: Any, a: dict[str, Any]) -> None:
-        self.need_volume(k, node)
-        self.pad_by_indices(k, node, int(a.get("axis", 0)) % 4, self.ints(k, node, 1, "indices"))
-
-    def pad_by_indices(self, k: int, node: Any, axis: int, idx: list[int] | None) -> None:
-        """Gather, or Slice + Concat, that picks rows/columns the way a padding mode does."""
-        if axis in (2, 3) and idx is not None:
-            n = self.shape[axis - 1]
-            for mode in ("circular", "reflect", "replicate"):
-                for before in range(len(idx) - n + 1):
-                    after = len(idx) - n - before
-                    if pad_indices(n, before, after, mode).tolist() == idx:
-                        pads = ((before, after), (0, 0)) if axis == 2 else ((0, 0), (before, after))
-                        self.start_pad(k, node, mode, *pads, axis=axis)
-                        return
-        raise self.node_fail(k, node, f"{node.op_type} is supported only as padding (picking "
-                             "rows or columns the way a padding mode does) before a Conv",
-                             "export the padding with Pad", f"axis={axis}")
-
-    def side_slice(self, k: int, node: Any, a: dict[str, Any], cur: str) -> None:
-        """A Slice of the chain's tensor, kept aside for the Concat that pads with it."""
-        self.need_volume(k, node)
-        consts = [None] + [self.array(k, node, n) if n else None for n in node.input[1:]]
-        axes = _ints_or(consts, 3, None)
-        starts, ends = _ints_or(consts, 1, []), _ints_or(consts, 2, [])
-        steps = _ints_or(consts, 4, [1] * len(starts))
-        if self.opset < 10 or len(starts) != 1 or axes is None or len(axes) != 1 \
-                or axes[0] % 4 not in (2, 3):
-            raise self.node_fail(k, node, "a Slice of the layers' data is supported only along "
-                                 "one of the height or width axes, as part of padding",
-                                 "export the padding with Pad", f"axes={axes}")
-        axis = axes[0] % 4
-        try:
-            at = slice_positions(self.shape[axis - 1], starts[0], ends[0], steps[0])
-        except FoldError as exc:
-            raise self.node_fail(k, node, str(exc), "export the model again") from None
-        self.side[node.output[0]] = (cur, axis, at)
-
-    def concat_pad(self, k: int, node: Any, a: dict[str, Any], cur: str) -> None:
-        """Concat of the chain's tensor with Slices of it: padding (circular, in PyTorch)."""
-        self.need_volume(k, node)
-        axis = int(a.get("axis", 0)) % 4
-        parts = []
-        for name in node.input:
-            if name == cur:
-                parts.append(np.arange(self.shape[axis - 1], dtype=np.int64))
-            elif name in self.side and self.side[name][:2] == (cur, axis):
-                parts.append(self.side[name][2])
-            else:
-                raise self.node_fail(k, node, "a Concat of the layers' data is supported only "
-                                     "as padding (the tensor with Slices of itself)",
-                                     "export the padding with Pad", f"inputs {list(node.input)}")
-        self.pad_by_indices(k, node, axis, np.concatenate(parts).tolist())
-
-    def start_pad(self, k: int, node: Any, mode: str, rows: tuple[int, int],
-                  cols: tuple[int, int], axis: int | None = None) -> None:
-        if self.pending is not None:
-            prev = self.pending
-            free = prev.get("axis") is not None and axis is not None and prev["axis"] != axis
-            if not free or (prev["mode"] != mode and any(rows + cols)
-                            and any(prev["pads"][0] + prev["pads"][1])):
-                raise self.node_fail(k, node, "two padding nodes in a row are not supported",
-                                     "pad once before each Conv", f"mode {mode!r} after "
-                                     f"{prev['mode']!r}")
-            (pt, pb), (pl, pr) = prev["pads"]
-            if not any(prev["pads"][0] + prev["pads"][1]):
-                prev["mode"] = mode
-            prev["pads"] = ((pt + rows[0], pb + rows[1]), (pl + cols[0], pr + cols[1]))
-            prev["axis"] = None
-            return
-        self.pending = {"mode": mode, "pads": (rows, cols), "axis": axis}
-
     def dropout(self, k: int, node: Any, a: dict[str, Any]) -> None:
         if any(self.used.get(o) for o in node.output[1:] if o):
             raise self.node_fail(k, node, "its mask output is used", "export in eval mode")
@@ -617,33 +403,3 @@ class GraphChain:
             raise self.fail(f"the graph output {out!r} is not the end of the chain of layers "
                             f"({cur!r})", "export a graph that is one chain from input to output")
         self.input_name = input_name
-
-
-def _ints_or(values: list[Any], i: int, default: Any) -> Any:
-    if i < len(values) and values[i] is not None:
-        return [int(v) for v in np.asarray(values[i]).reshape(-1)]
-    return default
-
-
-def type_name(onnx: Any, code: int) -> str:
-    """An ONNX element type's name (FLOAT16 ...), or its number when the file makes one up."""
-    try:
-        return str(onnx.TensorProto.DataType.Name(code))
-    except ValueError:
-        return f"type {code}"
-
-
-def check_tensor(chain: GraphChain | None, t: Any, where: str, path: str = "") -> None:
-    """Refuse tensors kept in external files; a size that does not match is caught on use."""
-    onnx = chain.onnx if chain is not None else require_onnx("load_onnx")
-    if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
-        where_file = next((e.value for e in t.external_data if e.key == "location"), "?")
-        raise FileFormatError(message(
-            f"ONNX file {chain.path if chain else path!r}",
-            f"tensor {t.name!r} ({where}) keeps its data in an external file ({where_file!r}); "
-            "convscope never reads files that a model file points to",
-            "save the model as one file: onnx.save_model(model, path, "
-            "save_as_external_data=False) (models under 2 GiB)",
-            f"external data location {where_file!r}"))
-
-
