@@ -49,6 +49,32 @@ def _window(x, t, top, left, kh, kw, dh, dw, h, w):
     return best, at
 
 
+@njit(inline="always", **_OPTS)
+def _max_lanes(a, b0, offs, track, sw):
+    """The maxima of ``lanes`` windows side by side, ``sw`` (1 or 2) columns apart.
+
+    Window ``l``'s cells are ``a[b0 + l * sw + offs[j]]``; they are scanned in order with
+    the reference's rule (a larger value or a NaN takes over: the first maximum wins, or
+    the last NaN). Returns ``(m, kv)``: the maxima and, per lane, ``track[j]`` of the
+    winning cell (an offset, small enough to be exact in floats).
+    """
+    L = lanes(a)
+    if sw == 1:
+        m = vload(a, b0)
+    else:
+        m = veven(vload(a, b0), vload(a, b0 + L))
+    kv = vsplat(a, track[0])
+    for j in range(1, offs.size):
+        at = b0 + offs[j]
+        if sw == 1:
+            cell = vload(a, at)
+        else:
+            cell = veven(vload(a, at), vload(a, at + L))
+        kv = vpick(cell, m, vsplat(a, track[j]), kv)
+        m = vpick(cell, m, cell, m)
+    return m, kv
+
+
 @njit(parallel=True, **_OPTS)
 def max_pool(x, kernel, stride, padding, dilation, with_idx, y, idx):
     """``y``/``idx`` (N*C, H_out, W_out) from ``x`` (N*C, H, W): the reference's rule.
@@ -106,19 +132,7 @@ def max_pool(x, kernel, stride, padding, dilation, with_idx, y, idx):
                 # Rows narrower than a vector (small planes): one vector whose lanes past
                 # the interior columns read on into the next rows (inside the array) and
                 # are dropped; the others are those of the loop below.
-                if sw == 1:
-                    m = vload(xall, t * h * w + b0)
-                else:
-                    m = veven(vload(xall, t * h * w + b0), vload(xall, t * h * w + b0 + L))
-                kv = vsplat(xt, 0)
-                for j in range(1, kk):
-                    at = t * h * w + b0 + offs[j]
-                    if sw == 1:
-                        cell = vload(xall, at)
-                    else:
-                        cell = veven(vload(xall, at), vload(xall, at + L))
-                    kv = vpick(cell, m, vsplat(xt, offs[j]), kv)
-                    m = vpick(cell, m, cell, m)
+                m, kv = _max_lanes(xall, t * h * w + b0, offs, offs, sw)
                 vstore(lane, 0, m)
                 vstore(klane, 0, kv)
                 for j in range(qv - qa):
@@ -129,19 +143,7 @@ def max_pool(x, kernel, stride, padding, dilation, with_idx, y, idx):
             while q < qv and qv - qa >= L:  # L columns per step (stride 2: even lanes)
                 q = min(q, qv - L)  # the last vector overlaps the one before: same values
                 b0 = top * w + q * sw - pw
-                if sw == 1:
-                    m = vload(xt, b0)
-                else:
-                    m = veven(vload(xt, b0), vload(xt, b0 + L))
-                kv = vsplat(xt, 0)  # the winner's offset from b0 (small: exact in floats)
-                for j in range(1, kk):
-                    at = b0 + offs[j]
-                    if sw == 1:
-                        cell = vload(xt, at)
-                    else:
-                        cell = veven(vload(xt, at), vload(xt, at + L))
-                    kv = vpick(cell, m, vsplat(xt, offs[j]), kv)
-                    m = vpick(cell, m, cell, m)
+                m, kv = _max_lanes(xt, b0, offs, offs, sw)  # kv: the winner's offset from b0
                 vstore(yflat, (t * oh + r) * ow + q, m)
                 if with_idx:
                     vstore_index(iflat, (t * oh + r) * ow + q, kv, b0, sw)
@@ -265,7 +267,6 @@ def _pool_plane_padded(x, xflat, t, buf, lane, offs_b, offs_x, kernel, stride, p
     sh, sw = stride
     ph, pw = padding
     dh, dw = dilation
-    kk = kh * kw
     L = lanes(x)
     for r in range(h):
         at = (r + ph) * wb + pw
@@ -274,20 +275,7 @@ def _pool_plane_padded(x, xflat, t, buf, lane, offs_b, offs_x, kernel, stride, p
         q = 0
         while q < ow:
             q = min(q, ow - L)  # the last vector overlaps the one before: same values
-            b0 = r * sh * wb + q * sw
-            if sw == 1:
-                m = vload(buf, b0)
-            else:
-                m = veven(vload(buf, b0), vload(buf, b0 + L))
-            kv = vsplat(buf, 0)
-            for j in range(1, kk):
-                at = b0 + offs_b[j]
-                if sw == 1:
-                    cell = vload(buf, at)
-                else:
-                    cell = veven(vload(buf, at), vload(buf, at + L))
-                kv = vpick(cell, m, vsplat(buf, offs_x[j]), kv)
-                m = vpick(cell, m, cell, m)
+            m, kv = _max_lanes(buf, r * sh * wb + q * sw, offs_b, offs_x, sw)
             o = (t * oh + r) * ow + q
             vstore(yflat, o, m)
             if with_idx:
