@@ -273,8 +273,10 @@ class Sequential(Module):
         without a pass of its own for the ReLU. When such a pair feeds a ``MaxPool2d`` or
         a zero-padded ``Conv2d``, that layer's backward also takes the gradient through
         the pair's ReLU as it writes it (the pool reads its own, smaller output for the
-        rule), so the pair's backward reads no mask. Calling the layers one by one gives
-        the intermediate values.
+        rule), so the pair's backward reads no mask; a zero-padded pair followed by a
+        ``MaxPool2d(2)`` (stride 2, no padding) runs with it as one pass that never stores
+        the conv's or the ReLU's output. Calling the layers one by one gives the
+        intermediate values. See ``docs/decisions.md`` (Speed and memory).
         """
         from .layers import Conv2d, MaxPool2d, ReLU  # layers imports this module
 
