@@ -61,12 +61,22 @@ STRIDE_1 = [
     ConvCase("dw_pad_beyond_kernel", 2, 2, 3, 4, 2, 2, 2, padding=_pad(3, 2, 4, 3), groups=2),
     ConvCase("dw_batch_0", 0, 3, 6, 17, 3, 3, 3, padding=_pad(1, 1, 1, 1), groups=3),
 ]
-# Strided cases: the gemm algorithm only.
+# Strided cases: the gemm algorithm, and the phases one where the dilation is 1.
 STRIDED = [
     ConvCase("stride_2_dilation_2", 2, 2, 11, 9, 3, 3, 3, (2, 2), _pad(1, 1, 1, 1), (2, 2)),
     ConvCase("stride_mixed_groups", 1, 4, 9, 10, 6, 3, 2, (1, 2), _pad(0, 1, 1, 0), groups=2),
+    # phases: a 3x3 kernel (4 phases of 2x2, 2x1, 1x2, 1x1 entries), odd sizes, a 1x1
+    # kernel (phase 0 only), stride 3 with a 5x5 kernel, asymmetric padding, many channels
+    ConvCase("s2_k3_p1_odd", 3, 3, 13, 11, 5, 3, 3, (2, 2), _pad(1, 1, 1, 1)),
+    ConvCase("s2_k1", 2, 6, 10, 9, 7, 1, 1, (2, 2)),
+    ConvCase("s3_k5_asym", 2, 2, 17, 16, 4, 5, 5, (3, 3), _pad(2, 1, 0, 2)),
+    ConvCase("s2_k4_groups", 2, 6, 12, 14, 6, 4, 4, (2, 2), _pad(1, 1, 1, 1), groups=3),
+    ConvCase("s2_many_channels", 2, 24, 9, 9, 20, 3, 3, (2, 2), _pad(1, 1, 1, 1)),
+    ConvCase("s2_batch_0", 0, 3, 8, 8, 4, 3, 3, (2, 2), _pad(1, 1, 1, 1)),
 ]
-PATHS = [("direct", c) for c in STRIDE_1] + [("gemm", c) for c in STRIDE_1 + STRIDED]
+PHASES = [c for c in STRIDED if c.dilation == (1, 1) and not (c.groups == c.c == c.o)]
+PATHS = ([("direct", c) for c in STRIDE_1] + [("gemm", c) for c in STRIDE_1 + STRIDED]
+         + [("phases", c) for c in PHASES])
 
 
 def _abs64(a):
@@ -109,15 +119,19 @@ def test_each_algorithm_matches_reference(algo, case, dtype):
         assert_within_bound(g, e, m, k, u, factor, what=f"{algo} {case} {name}")
 
 
-def test_choose_direct_for_stride_1_only():
+def test_choose_direct_for_stride_1_phases_for_strides_gemm_for_the_rest():
     assert fast.choose("forward", (1, 1), (2, 2), 4, (1, 4, 8, 8), (4, 1, 3, 3)) == "direct"
-    assert fast.choose("grad_weight", (2, 1), (1, 1), 1, (1, 4, 8, 8), (4, 4, 3, 3)) == "gemm"
+    assert fast.choose("grad_weight", (2, 1), (1, 1), 1, (1, 4, 8, 8), (4, 4, 3, 3)) == "phases"
+    assert fast.choose("forward", (2, 2), (2, 1), 1, (1, 4, 8, 8), (4, 4, 3, 3)) == "gemm"
+    assert fast.choose("forward", (2, 2), (1, 1), 4, (1, 4, 8, 8), (4, 1, 3, 3)) == "gemm"
 
 
 def test_direct_refuses_a_stride_and_unknown_algorithms():
     x, w = np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3))
     with pytest.raises(ValueError, match="stride"):
         fast.conv2d(x, w, None, (2, 2), _pad(0, 0, 0, 0), (1, 1), 1, algo="direct")
+    with pytest.raises(ValueError, match="dilation"):
+        fast.conv2d(x, w, None, (2, 2), _pad(0, 0, 0, 0), (2, 1), 1, algo="phases")
     with pytest.raises(ValueError, match="unknown"):
         fast.conv2d(x, w, None, (1, 1), _pad(0, 0, 0, 0), (1, 1), 1, algo="winograd")
 
@@ -427,3 +441,22 @@ def test_padded_max_pool_in_a_minus_inf_buffer_with_ceil_mode(kernel, stride, pa
         y, idx = loops.max_pool2d(x, kernel, stride, padding, dilation, y_ref.shape[2:])
         np.testing.assert_array_equal(y, y_ref)
         np.testing.assert_array_equal(idx, idx_ref)
+
+
+@pytest.mark.parametrize("case", PHASES[:3], ids=str)
+def test_phases_with_nan_and_inf_input_take_the_exact_path(case):
+    # the phase kernels' zero entries would multiply a NaN/inf into sums that do not
+    # contain it: such inputs go to the gemm path and give the reference's values
+    x, w, b, gy = case.arrays(np.random.default_rng(14), np.float64)
+    x.flat[[0, 9]] = np.nan, np.inf
+    geo = case.geometry
+    with np.errstate(invalid="ignore"):
+        pairs = [
+            (fast.conv2d(x, w, b, *geo, algo="phases"), ref.conv2d(x, w, b, *geo)),
+            (fast.conv2d_grad_weight(gy, x, (case.kh, case.kw), *geo, algo="phases"),
+             ref.conv2d_grad_weight(gy, x, (case.kh, case.kw), *geo)),
+        ]
+    for got, want in pairs:
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        finite = np.isfinite(want)
+        np.testing.assert_allclose(got[finite], want[finite], rtol=1e-10, atol=1e-10)

@@ -1,11 +1,14 @@
 """Fast kernels: each convolution computed by the algorithm that suits its shape.
 
-Two algorithms, both exact (no Winograd or FFT approximations of the sums' rounding):
+Three algorithms, all exact (no Winograd or FFT approximations of the sums' rounding):
 
 ``"direct"`` (:mod:`.direct`, stride 1)
     Compiled loops (Numba, explicit 512-bit vectors) that keep a block of 4 kernels x 64
     output positions in registers, reading the padded input in place: no ``im2col`` copy.
-``"gemm"`` (:mod:`.gemm`, any stride)
+``"phases"`` (:mod:`.phases`, larger strides, dilation 1, not depthwise)
+    The strided convolution as a stride-1 one of the input's phase images, on the direct
+    loops (non-finite inputs go to gemm).
+``"gemm"`` (:mod:`.gemm`, anything)
     ``im2col`` + one BLAS matrix product per group.
 
 :func:`choose` picks one per call; every conv function takes ``algo=`` to force one (tests
@@ -24,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import shapes
-from . import direct, gemm, loops
+from . import direct, gemm, loops, phases
 from .gemm import _col2im, _pad_const, _steps, _windows
 
 __all__ = [
@@ -45,7 +48,7 @@ __all__ = [
     "pad2d_grad",
 ]
 
-ALGORITHMS = ("direct", "gemm")
+ALGORITHMS = ("direct", "phases", "gemm")
 _NUMPY_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
@@ -53,20 +56,25 @@ _NUMPY_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "
 
 
 def choose(op, stride, dilation, groups, x_shape, w_shape):
-    """The algorithm for one convolution: ``"direct"`` for stride 1, else ``"gemm"``.
+    """The algorithm for one convolution: ``"direct"`` for stride 1, ``"phases"`` for
+    larger strides (dilation 1, not depthwise), else ``"gemm"``.
 
     ``op`` is ``"forward"``, ``"grad_input"`` or ``"grad_weight"``.
     """
-    if tuple(stride) != (1, 1):
-        return "gemm"
-    return "direct"
+    if tuple(stride) == (1, 1):
+        return "direct"
+    if tuple(dilation) == (1, 1) and not (w_shape[1] == 1 and w_shape[0] == groups):
+        return "phases"
+    return "gemm"
 
 
-def _check(algo, stride):
+def _check(algo, stride, dilation):
     if algo not in ALGORITHMS:
         raise ValueError(f"unknown conv algorithm {algo!r}; use one of {ALGORITHMS}")
     if algo == "direct" and tuple(stride) != (1, 1):
         raise ValueError(f"the direct algorithm needs stride (1, 1), got {tuple(stride)}")
+    if algo == "phases" and tuple(dilation) != (1, 1):
+        raise ValueError(f"the phases algorithm needs dilation (1, 1), got {tuple(dilation)}")
     return algo
 
 
@@ -81,17 +89,25 @@ def conv2d(x, w, b, stride, padding, dilation, groups, algo=None):
     stride, dilation : (int, int)
     padding : ((top, bottom), (left, right)), zeros
     groups : int
-    algo : {None, "direct", "gemm"}
-        None chooses by shape (:func:`choose`); "direct" needs stride 1.
+    algo : {None, "direct", "phases", "gemm"}
+        None chooses by shape (:func:`choose`); "direct" needs stride 1, "phases"
+        dilation 1 (:mod:`.phases`: a strided conv as a stride-1 one of phase images).
 
     Returns
     -------
     y : ndarray of shape (N, O, H_out, W_out), dtype of ``x``
         ``H_out = shapes.conv_out(H, kh, sh, top + bottom, dh)``, likewise ``W_out``.
     """
-    algo = _check(algo or choose("forward", stride, dilation, groups, x.shape, w.shape), stride)
+    algo = _check(algo or choose("forward", stride, dilation, groups, x.shape, w.shape), stride,
+                  dilation)
     if algo == "direct":
         return direct.conv2d(x, w.astype(x.dtype, copy=False), b, padding, dilation, groups)
+    if algo == "phases" and not direct.is_depthwise(w, groups):
+        out_hw = [shapes.conv_out(n, k, s, sum(p), 1)
+                  for n, k, s, p in zip(x.shape[2:], w.shape[2:], stride, padding, strict=True)]
+        y = phases.conv2d(x, w, b, stride, padding, groups, out_hw)  # None: x not all finite
+        if y is not None:
+            return y
     return gemm.conv2d(x, w, b, stride, padding, dilation, groups)
 
 
@@ -103,7 +119,7 @@ def conv2d_grad_input(gy, w, input_hw, stride, padding, dilation, groups, algo=N
     gy : ndarray of shape (N, O, H_out, W_out)
     w : ndarray of shape (O, C // groups, kh, kw)
     input_hw : (H, W)
-    algo : {None, "direct", "gemm"}
+    algo : {None, "direct", "phases", "gemm"}
 
     Returns
     -------
@@ -111,10 +127,12 @@ def conv2d_grad_input(gy, w, input_hw, stride, padding, dilation, groups, algo=N
     """
     x_shape = (gy.shape[0], w.shape[1] * groups, *input_hw)
     algo = _check(algo or choose("grad_input", stride, dilation, groups, x_shape, w.shape),
-                  stride)
+                  stride, dilation)
     if algo == "direct":
         w = w.astype(gy.dtype, copy=False)
         return direct.conv2d_grad_input(gy, w, tuple(input_hw), padding, dilation, groups)
+    if algo == "phases" and not direct.is_depthwise(w, groups) and gy.shape[0]:
+        return phases.conv2d_grad_input(gy, w, tuple(input_hw), stride, padding, groups)
     return gemm.conv2d_grad_input(gy, w, input_hw, stride, padding, dilation, groups)
 
 
@@ -126,7 +144,7 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, algo
     gy : ndarray of shape (N, O, H_out, W_out)
     x : ndarray of shape (N, C, H, W)
     kernel_hw : (kh, kw)
-    algo : {None, "direct", "gemm"}
+    algo : {None, "direct", "phases", "gemm"}
 
     Returns
     -------
@@ -134,13 +152,17 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, algo
     """
     w_shape = (gy.shape[1], x.shape[1] // groups, *kernel_hw)
     algo = _check(algo or choose("grad_weight", stride, dilation, groups, x.shape, w_shape),
-                  stride)
+                  stride, dilation)
     # The direct loop also multiplies zeros by the input cells next to each row's valid
     # window; a NaN or inf there would leak into the sum, so such inputs (found by the
     # loop as it lays the input out: None) take the exact path.
     if algo == "direct":
         gw = direct.conv2d_grad_weight(gy, x, tuple(kernel_hw), padding, dilation, groups)
         if gw is not None:
+            return gw
+    if algo == "phases" and not (w_shape[1] == 1 and w_shape[0] == groups) and gy.shape[0]:
+        gw = phases.conv2d_grad_weight(gy, x, tuple(kernel_hw), stride, padding, groups)
+        if gw is not None:  # None: x not all finite
             return gw
     return gemm.conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups)
 
@@ -158,11 +180,12 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, algo
 
 def conv2d_relu(x, w, b, stride, padding, dilation, groups, algo=None):
     """``relu(conv2d(x, w, b, ...))`` in one pass (see :func:`conv2d` for the arguments)."""
-    algo = _check(algo or choose("forward", stride, dilation, groups, x.shape, w.shape), stride)
+    algo = _check(algo or choose("forward", stride, dilation, groups, x.shape, w.shape), stride,
+                  dilation)
     if algo == "direct":
         return direct.conv2d(x, w.astype(x.dtype, copy=False), b, padding, dilation, groups,
                              relu=True)
-    y = gemm.conv2d(x, w, b, stride, padding, dilation, groups)  # a new array: ours to change
+    y = conv2d(x, w, b, stride, padding, dilation, groups, algo)  # a new array: ours to change
     return loops.relu(y, out=y if y.flags.writeable else None)
 
 
@@ -177,7 +200,8 @@ def conv2d_relu_maxpool(x, w, b, stride, padding, dilation, groups, algo=None):
     planes. On the direct path the pooling runs in the loop's copy-out, so the conv's
     (and the ReLU's) output is never stored; elsewhere the three ops run one by one.
     """
-    algo = _check(algo or choose("forward", stride, dilation, groups, x.shape, w.shape), stride)
+    algo = _check(algo or choose("forward", stride, dilation, groups, x.shape, w.shape), stride,
+                  dilation)
     depthwise = w.shape[1] == 1 and w.shape[0] == groups
     if algo == "direct" and not depthwise:
         return direct.conv2d(x, w.astype(x.dtype, copy=False), b, padding, dilation, groups,
@@ -207,7 +231,7 @@ def conv2d_grads(gy, x, w, need, stride, padding, dilation, groups, algo=None, m
     args = (stride, padding, dilation, groups)
     x_shape = (gy.shape[0], w.shape[1] * groups, *x.shape[2:])
     algo = _check(algo or choose("grad_weight", stride, dilation, groups, x_shape, w.shape),
-                  stride)
+                  stride, dilation)
     depthwise = w.shape[1] == 1 and w.shape[0] == groups
     gy = np.ascontiguousarray(gy)
     fused = algo == "direct" and not depthwise  # the loops that read gy with a mask
