@@ -48,6 +48,21 @@ class _Phases:
         last = min(self.phase_hw[axis] - 1, (pad + n - 1 - a) // s)
         return first, max(0, last - first + 1), s * first + a - pad
 
+    def _pieces(self):
+        """For each phase: its number and where its cells from the input lie, as slices of
+        the phase image and of the input (the rest of a phase image is padding: zeros)."""
+        (sh, sw), i = self.stride, 0
+        for a in self.phases[0]:
+            r0, nr, h0 = self._span(0, a)
+            for b in self.phases[1]:
+                c0, nc, w0 = self._span(1, b)
+                if nr and nc:
+                    phase = (slice(r0, r0 + nr), slice(c0, c0 + nc))
+                    source = (slice(h0, h0 + sh * (nr - 1) + 1, sh),
+                              slice(w0, w0 + sw * (nc - 1) + 1, sw))
+                    yield i, phase, source
+                i += 1
+
     def split(self, x, groups):
         """(N, C, H, W) -> (N, G * P * C/G, H2, W2): the phase images as channels, ordered
         (group, phase, channel in group); cells from the padding are zeros."""
@@ -55,15 +70,8 @@ class _Phases:
         p = len(self.phases[0]) * len(self.phases[1])
         out = np.zeros((n, groups, p, c // groups, *self.phase_hw), x.dtype)
         xg = x.reshape(n, groups, c // groups, h, w)
-        (sh, sw), i = self.stride, 0
-        for a in self.phases[0]:
-            r0, nr, h0 = self._span(0, a)
-            for b in self.phases[1]:
-                c0, nc, w0 = self._span(1, b)
-                if nr and nc:
-                    out[:, :, i, :, r0 : r0 + nr, c0 : c0 + nc] = xg[
-                        :, :, :, h0 : h0 + sh * (nr - 1) + 1 : sh, w0 : w0 + sw * (nc - 1) + 1 : sw]
-                i += 1
+        for i, (rows, cols), (xrows, xcols) in self._pieces():
+            out[:, :, i, :, rows, cols] = xg[:, :, :, xrows, xcols]
         return out.reshape(n, groups * p * (c // groups), *self.phase_hw)
 
     def scatter(self, w, groups):
@@ -99,16 +107,8 @@ class _Phases:
         p = len(self.phases[0]) * len(self.phases[1])
         parts = gx2.reshape(n, groups, p, c // groups, *self.phase_hw)
         gx = np.zeros((n, groups, c // groups, h, w), gx2.dtype)  # each cell in one phase
-        (sh, sw), i = self.stride, 0
-        for a in self.phases[0]:
-            r0, nr, h0 = self._span(0, a)
-            for b in self.phases[1]:
-                c0, nc, w0 = self._span(1, b)
-                if nr and nc:
-                    gx[:, :, :, h0 : h0 + sh * (nr - 1) + 1 : sh,
-                       w0 : w0 + sw * (nc - 1) + 1 : sw] = parts[:, :, i, :, r0 : r0 + nr,
-                                                                c0 : c0 + nc]
-                i += 1
+        for i, (rows, cols), (xrows, xcols) in self._pieces():
+            gx[:, :, :, xrows, xcols] = parts[:, :, i, :, rows, cols]
         return gx.reshape(n, c, h, w)
 
 
