@@ -300,7 +300,7 @@ LAYERS = [
      ShapeError, r"^Conv2d: the weight would need 372529 GiB, above the 8 GiB limit\. Fix: "
      r"use fewer or smaller kernels\. Received: shape \(100000, 100000, 100, 100\)"),
     ("Conv2d seed 'x'", lambda: nn.Conv2d(3, 4, 3, seed="x"), ArgumentTypeError,
-     r"a seed must be an int >= 0, a np\.random\.Generator or None.*seed='x'"),
+     r"a seed must be an int >= 0, a np\.random\.Generator, a convscope\.Generator or None.*x"),
     ("Conv2d seed -1", lambda: nn.Conv2d(3, 4, 3, seed=-1), ArgumentError, r"seed=-1"),
     ("Conv2d forward depth 5", lambda: nn.Conv2d(3, 4, 3)(np.zeros((1, 5, 8, 8))), ShapeError,
      r"^Conv2d\(3 -> 4, 3x3\): input depth 5 does not match kernel depth 3"),

@@ -18,6 +18,10 @@ from . import nn as nn
 from . import optim as optim
 from . import shapes as shapes
 from .explain import explain as explain  # noqa: E402  (the function, not the module)
+from .random import Generator as Generator
+from .random import initial_seed as initial_seed
+from .random import manual_seed as manual_seed
+from .random import seed as seed
 from .spec import parse as parse
 from .tensor import Tensor as Tensor
 from .tensor import enable_grad as enable_grad
@@ -40,7 +44,7 @@ _LAZY_NAMES = {
 __all__ = [
     "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "nn", "functional", "optim",
     "shapes", "errors", "parse", "explain", "save", "load", "fit", "data", "viz", "io",
-    "explain_value",
+    "explain_value", "manual_seed", "seed", "initial_seed", "Generator",
 ]
 
 

@@ -120,7 +120,9 @@ def dropout(
         )
     if not training or p == 0.0:
         return x
-    rng = generator if generator is not None else np.random.default_rng()
+    from ..random import numpy_rng
+
+    rng = numpy_rng(generator)
     keep = (rng.random(x.shape) >= p).astype(x.dtype)
     scale = keep / (1.0 - p) if p < 1.0 else keep
     return x * Tensor._wrap(scale.astype(x.dtype))

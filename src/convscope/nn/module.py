@@ -15,23 +15,12 @@ from ..tensor import Tensor, as_array
 __all__ = ["Parameter", "Module", "Sequential", "make_rng"]
 
 
-def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    """An explicit generator from a seed, a generator (used as is) or None (fresh entropy)."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is not None and (
-        not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0
-    ):
-        cls = ArgumentError if isinstance(seed, (int, np.integer)) else ArgumentTypeError
-        raise cls(
-            message(
-                "seed",
-                "a seed must be an int >= 0, a np.random.Generator or None",
-                "pass e.g. seed=0",
-                f"seed={seed!r}",
-            )
-        )
-    return np.random.default_rng(seed)
+def make_rng(seed: Any) -> np.random.Generator:
+    """The generator to draw from: a seed (a new generator), a generator (used as is), or
+    None: the default generator that :func:`convscope.manual_seed` seeds, as in PyTorch."""
+    from ..random import numpy_rng
+
+    return numpy_rng(seed, "seed")
 
 
 class Parameter(Tensor):
