@@ -26,7 +26,9 @@ from .spec import parse as parse
 from .tensor import Tensor as Tensor
 from .tensor import enable_grad as enable_grad
 from .tensor import is_grad_enabled as is_grad_enabled
+from .tensor import inference_mode as inference_mode
 from .tensor import no_grad as no_grad
+from .tensor import set_grad_enabled as set_grad_enabled
 from .tensor import tensor as tensor
 
 __version__ = "0.1.0"
@@ -42,7 +44,8 @@ _LAZY_NAMES = {
 }
 
 __all__ = [
-    "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "nn", "functional", "optim",
+    "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled",
+    "inference_mode", "nn", "functional", "optim",
     "shapes", "errors", "parse", "explain", "save", "load", "fit", "data", "viz", "io",
     "explain_value", "manual_seed", "seed", "initial_seed", "Generator",
 ]

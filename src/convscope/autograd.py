@@ -9,44 +9,109 @@ is freed even while the graph that made it is alive.
 
 from __future__ import annotations
 
-import contextlib
+import functools
+import threading
 import weakref
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     from .tensor import Tensor
 
-__all__ = ["no_grad", "enable_grad", "is_grad_enabled"]
+__all__ = ["no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "inference_mode"]
 
-_GRAD_ENABLED = True
+
+class _GradMode(threading.local):
+    """Grad mode per thread, as in PyTorch: ``no_grad`` in one thread (say, inference
+    beside a training loop) never switches recording off in another. A new thread starts
+    with recording on."""
+
+    enabled = True
+
+    def __init__(self) -> None:
+        self.saved: list[bool] = []  # the modes to restore, innermost last
+
+
+_MODE = _GradMode()
 
 
 def is_grad_enabled() -> bool:
-    """Whether operations currently record the graph for ``backward``."""
-    return _GRAD_ENABLED
+    """Whether operations in this thread currently record the graph for ``backward``."""
+    return _MODE.enabled
 
 
-@contextlib.contextmanager
-def _grad_mode(enabled: bool) -> Iterator[None]:
-    global _GRAD_ENABLED
-    before, _GRAD_ENABLED = _GRAD_ENABLED, enabled
-    try:
-        yield
-    finally:
-        _GRAD_ENABLED = before
+class _GradModeContext:
+    """Sets grad mode for a ``with`` block (and, as a decorator, for a function's calls)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = bool(enabled)
+
+    def __enter__(self) -> None:
+        _MODE.saved.append(_MODE.enabled)  # per thread: one object may serve many threads
+        _MODE.enabled = self.enabled
+
+    def __exit__(self, *exc: object) -> None:
+        _MODE.enabled = _MODE.saved.pop()
+
+    def __call__(self, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: object, **kwargs: object) -> object:
+            with _GradModeContext(self.enabled):
+                return fn(*args, **kwargs)
+
+        return wrapper
 
 
-def no_grad() -> contextlib.AbstractContextManager[None]:
-    """Context manager in which no graph is recorded (inference, optimizer steps)."""
-    return _grad_mode(False)
+class no_grad(_GradModeContext):
+    """No graph is recorded in this thread inside ``with no_grad():`` (inference, optimizer
+    steps); also a decorator, ``@cs.no_grad()`` or ``@cs.no_grad``."""
+
+    def __new__(cls, fn: Callable | None = None) -> Any:
+        ctx = super().__new__(cls)
+        ctx.__init__()
+        return ctx(fn) if callable(fn) else ctx
+
+    def __init__(self, fn: Callable | None = None) -> None:
+        super().__init__(False)
 
 
-def enable_grad() -> contextlib.AbstractContextManager[None]:
-    """Context manager that turns graph recording back on inside ``no_grad``."""
-    return _grad_mode(True)
+class enable_grad(_GradModeContext):
+    """Turns graph recording back on inside ``no_grad`` (this thread only)."""
+
+    def __new__(cls, fn: Callable | None = None) -> Any:
+        ctx = super().__new__(cls)
+        ctx.__init__()
+        return ctx(fn) if callable(fn) else ctx
+
+    def __init__(self, fn: Callable | None = None) -> None:
+        super().__init__(True)
+
+
+inference_mode = no_grad
+
+
+def set_grad_enabled(mode: bool) -> _SetGradEnabled:
+    """Switch recording on or off in this thread: at once, and back when used in ``with``.
+
+    As in PyTorch, ``set_grad_enabled(False)`` called on its own switches recording off
+    until switched on again; ``with set_grad_enabled(False):`` restores it on exit.
+    """
+    before = _MODE.enabled
+    _MODE.enabled = bool(mode)
+    return _SetGradEnabled(before)
+
+
+class _SetGradEnabled:
+    def __init__(self, before: bool) -> None:
+        self._before = before
+
+    def __enter__(self) -> None:
+        pass  # already set by set_grad_enabled()
+
+    def __exit__(self, *exc: object) -> None:
+        _MODE.enabled = self._before
 
 
 def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -143,7 +143,7 @@ def save(
                     str(exc),
                 )
             ) from None
-    save_file(path, dict(model.state_dict()), meta)
+    save_file(path, dict(model.state_arrays()), meta)
     return Path(path)
 
 
@@ -226,7 +226,7 @@ def load(path: str | os.PathLike[str]) -> Sequential:
             )
         )
     tensors, _ = load_file(p)
-    own = model.state_dict()
+    own = model.state_arrays()
     for name, arr in tensors.items():
         want = own.get(name)
         if want is not None and arr.dtype.kind != want.dtype.kind:

@@ -25,11 +25,20 @@ from typing import Any
 
 import numpy as np
 
-from .autograd import _Node, _topological_order, enable_grad, is_grad_enabled, no_grad
+from .autograd import (
+    _Node,
+    _topological_order,
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from .errors import ArgumentTypeError, GradError, ShapeError, message
 from .shapes import check_size
 
-__all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "as_array"]
+__all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled",
+           "inference_mode", "as_array"]
 
 _FLOATS = (np.float32, np.float64)
 

@@ -98,7 +98,7 @@ def _fit(src: str, ours: str, arr: np.ndarray, target: np.ndarray, layer: str,
 
 def _torch_state(model: Module, state: Mapping[str, np.ndarray], ordered: bool
                  ) -> dict[str, np.ndarray]:
-    own = model.state_dict()
+    own = model.state_arrays()
     names = list(state)
     if names and all(n.startswith("module.") for n in names):  # saved from DataParallel
         state = {n[len("module."):]: v for n, v in state.items()}
@@ -197,7 +197,7 @@ def _keras_state(model: Module, state: Mapping[str, np.ndarray], ordered: bool,
             raise ShapeError(message("load_weights (keras layout)", f"Keras layer {prefix!r} "
                                      "has a bias but no kernel", "save every weight of the layer",
                                      f"tensors {sorted(leaves.values())}"))
-    own = model.state_dict()
+    own = model.state_arrays()
     mods = _layers_with_state(model)
     kinds = {Conv2d: "conv", Linear: "dense", BatchNorm2d: "bn"}
     wanted = {k: [n for n, m in mods if kinds.get(type(m)) == k] for k in queues}
@@ -376,7 +376,7 @@ def load_weights(model: Module, path: str | os.PathLike[str], layout: str = "aut
                                     "use 'auto', 'torch' or 'keras'", f"layout={layout!r}"))
     tensors, ordered = read_weights(path, max_bytes)
     converted = convert_state(model, tensors, layout, input_shape, ordered)
-    own = model.state_dict()
+    own = model.state_arrays()
     for key, value in own.items():  # counters a file may leave out keep their value
         converted.setdefault(key, value)
     model.load_state_dict(converted)

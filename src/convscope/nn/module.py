@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import shapes
+from .. import shapes, tracing
 from ..errors import ArgumentError, ArgumentTypeError, ConvscopeError, ShapeError, message
 from ..tensor import Tensor, as_array
 
@@ -23,6 +23,20 @@ def make_rng(seed: Any) -> np.random.Generator:
     return numpy_rng(seed, "seed")
 
 
+def _is_device(target: Any) -> bool:
+    """Whether ``target`` names a device: only the CPU exists here (anything else is refused)."""
+    name = target if isinstance(target, str) else getattr(target, "type", None)
+    if not isinstance(name, str):
+        return False
+    if name.split(":")[0] != "cpu":
+        if name.split(":")[0] in ("cuda", "mps", "xpu", "meta"):
+            raise ArgumentError(message("to", f"convscope runs on the CPU only, not {name!r}",
+                                        "use .to('cpu') (or leave the call out)",
+                                        f"device={name!r}"))
+        return False
+    return True
+
+
 class Parameter(Tensor):
     """A tensor that a module learns: ``requires_grad=True`` and listed by ``parameters()``."""
 
@@ -33,18 +47,51 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+class RemovableHandle:
+    """What ``register_forward_hook`` returns: ``handle.remove()`` takes the hook away."""
+
+    _next_id = 0
+
+    def __init__(self, table: OrderedDict) -> None:
+        self._table = table
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._table.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
 class Module:
     """Base class of every layer and model.
 
     Assigning a :class:`Parameter`, a ``Module`` or (through :meth:`register_buffer`) an array
     to an attribute registers it, so that :meth:`parameters`, :meth:`state_dict` and
     :meth:`train`/:meth:`eval` reach it, with PyTorch's dotted names (``0.weight``).
+
+    **Leaf layers** (the convscope layers) carry their own knowledge for the tools that read
+    a traced graph (:mod:`convscope.graph`): a class attribute ``op`` (the graph op name,
+    e.g. ``"conv2d"``; None for containers and models, which are traced through) and the
+    methods ``get_config()`` (constructor arguments: ``type(m)(**m.get_config())`` rebuilds
+    the layer), ``output_shape(shape)`` (the output shape for an input shape with its batch
+    axis, from the shapes alone, raising the errors the forward pass would), ``describe(in,
+    out)`` (the explain table's words) and ``macs(in, out)`` (multiply-adds, torchinfo's
+    convention). A subclass that overrides ``forward`` is traced through, not as a leaf.
     """
+
+    op: str | None = None
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -58,6 +105,28 @@ class Module:
             self._modules[name] = value
         object.__setattr__(self, name, value)
 
+    def __delattr__(self, name: str) -> None:
+        for table in (self._parameters, self._modules, self._buffers):
+            table.pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register ``param`` (or None: a declared, absent parameter such as ``bias``)."""
+        if param is None:
+            self.__setattr__(name, None)
+        elif not isinstance(param, Parameter):
+            raise ArgumentTypeError(message(f"{type(self).__name__}.register_parameter",
+                                            f"{name!r} must be a Parameter or None",
+                                            "wrap it: nn.Parameter(array)",
+                                            type(param).__name__))
+        else:
+            self.__setattr__(name, param)
+
+    def register_module(self, name: str, module: Module | None) -> None:
+        self.__setattr__(name, module)
+
+    add_module = register_module
+
     def register_buffer(self, name: str, value: np.ndarray) -> None:
         """A saved array that is not learned (BatchNorm's running statistics)."""
         self.__setattr__(name, value)
@@ -65,41 +134,125 @@ class Module:
 
     # ------------------------------------------------------------------ calling
     def forward(self, *args: Any) -> Any:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} has no forward() method")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        """Run ``forward``, with the forward hooks around it and, inside a trace, recorded."""
+        for hook in list(self._forward_pre_hooks.values()):
+            changed = hook(self, args)
+            if changed is not None:
+                args = changed if isinstance(changed, tuple) else (changed,)
+        rec = tracing.active()
+        if rec is not None and not tracing.quiet():
+            result = rec.call_module(self, args, kwargs)
+        else:
+            result = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            changed = hook(self, args, result)
+            if changed is not None:
+                result = changed
+        return result
+
+    def register_forward_hook(self, hook: Any) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after every forward; a non-None return value
+        replaces the output. Returns a handle whose ``remove()`` takes the hook away."""
+        handle = RemovableHandle(self._forward_hooks)
+        self._forward_hooks[handle.id] = hook
+        return handle
+
+    def register_forward_pre_hook(self, hook: Any) -> RemovableHandle:
+        """Call ``hook(module, args)`` before every forward; a non-None return value
+        replaces the arguments."""
+        handle = RemovableHandle(self._forward_pre_hooks)
+        self._forward_pre_hooks[handle.id] = hook
+        return handle
+
+    @classmethod
+    def is_leaf(cls) -> bool:
+        """Whether a trace records this class as one node (see the class docstring)."""
+        for klass in cls.__mro__:
+            if "op" in klass.__dict__:
+                return klass.__dict__["op"] is not None and cls.forward is klass.forward
+        return False
 
     # ------------------------------------------------------------------ traversal
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+    def named_modules(
+        self, memo: set[int] | None = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
+        """Every module under this one (itself first) with its dotted path; a module that
+        appears twice (shared, tied weights) is listed once, at its first path."""
+        if memo is None:
+            memo = set()
+        if isinstance(memo, str):  # named_modules("prefix"), this class's old signature
+            memo, prefix = set(), memo
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, mod in self._modules.items():
-            yield from mod.named_modules(f"{prefix}.{name}" if prefix else name)
+            if mod is None:
+                continue
+            yield from mod.named_modules(memo, f"{prefix}.{name}" if prefix else name,
+                                         remove_duplicate)
 
     def modules(self) -> Iterator[Module]:
         for _, m in self.named_modules():
             yield m
 
-    def children(self) -> Iterator[Module]:
-        yield from self._modules.values()
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        for name, mod in self._modules.items():
+            if mod is not None:
+                yield name, mod
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        for mod_name, mod in self.named_modules(prefix):
+    def children(self) -> Iterator[Module]:
+        for _, mod in self.named_children():
+            yield mod
+
+    def get_submodule(self, target: str) -> Module:
+        """The module at a dotted path (``"layer1.0.conv1"``); ``""`` is this one."""
+        mod: Module = self
+        for part in target.split(".") if target else []:
+            nxt = mod._modules.get(part)
+            if nxt is None:
+                raise ArgumentError(message("get_submodule", f"there is no module {target!r}",
+                                            "use a path from model.named_modules()",
+                                            f"{type(mod).__name__} has no child {part!r}"))
+            mod = nxt
+        return mod
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
+        """Every parameter with its dotted name; a parameter shared by two modules (tied
+        weights) is listed once, so an optimizer steps it once."""
+        seen: set[int] = set()
+        mods = self.named_modules(prefix=prefix) if recurse else iter([(prefix, self)])
+        for mod_name, mod in mods:
             for name, p in mod._parameters.items():
+                if p is None or (remove_duplicate and id(p) in seen):
+                    continue
+                seen.add(id(p))
                 yield (f"{mod_name}.{name}" if mod_name else name), p
 
-    def parameters(self) -> Iterator[Parameter]:
-        for _, p in self.named_parameters():
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
-        for mod_name, mod in self.named_modules():
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        for mod_name, mod in self.named_modules(prefix=prefix):
             for name in mod._buffers:
                 yield (f"{mod_name}.{name}" if mod_name else name), getattr(mod, name)
 
+    def buffers(self) -> Iterator[np.ndarray]:
+        for _, b in self.named_buffers():
+            yield b
+
     def apply(self, fn: Any) -> Module:
-        for m in self.modules():
-            fn(m)
+        """Call ``fn(m)`` on every submodule, children first, then this one (as PyTorch)."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
         return self
 
     # ------------------------------------------------------------------ modes
@@ -115,16 +268,25 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
-    def to(self, dtype: Any) -> Module:
-        """Cast every parameter and floating buffer to ``dtype`` (float32 or float64), in place."""
-        dt = np.dtype(dtype)
-        for p in self.parameters():
-            p.data = as_array(p.data, "Module.to", dt).copy()
-            p.grad = None
-        for m in self.modules():
-            for name, buf in list(m._buffers.items()):
-                if buf.dtype.kind == "f":
-                    m.register_buffer(name, buf.astype(dt))
+    def to(self, *args: Any, **kwargs: Any) -> Module:
+        """``to(dtype)`` casts every parameter and floating buffer to float32 or float64, in
+        place; ``to("cpu")`` / ``to(device)`` return the module as is (convscope runs on the
+        CPU). Returns the module, as PyTorch."""
+        targets = list(args) + [kwargs[k] for k in ("device", "dtype") if k in kwargs]
+        for target in targets:
+            if _is_device(target):
+                continue
+            dt = np.dtype(target)
+            for p in self.parameters():
+                p.data = as_array(p.data, "Module.to", dt).copy()
+                p.grad = None
+            for m in self.modules():
+                for name, buf in list(m._buffers.items()):
+                    if buf.dtype.kind == "f":
+                        m.register_buffer(name, buf.astype(dt))
+        return self
+
+    def cpu(self) -> Module:
         return self
 
     def double(self) -> Module:
@@ -134,13 +296,23 @@ class Module:
         return self.to(np.float32)
 
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> OrderedDict[str, np.ndarray]:
-        """Every parameter and buffer by dotted name, as NumPy arrays (copies)."""
+    def state_dict(self) -> OrderedDict[str, Tensor]:
+        """Every parameter and buffer by dotted name, as Tensors (copies, detached).
+
+        As in PyTorch, ``np.asarray(v)`` and ``v.detach().cpu().numpy()`` give the arrays;
+        unlike PyTorch, the values are copies, so a saved "best" state is not changed by
+        later training steps.
+        """
+        return OrderedDict((k, Tensor._wrap(v)) for k, v in self.state_arrays().items())
+
+    def state_arrays(self) -> OrderedDict[str, np.ndarray]:
+        """:meth:`state_dict` as NumPy arrays (copies): what files are written from."""
         out: OrderedDict[str, np.ndarray] = OrderedDict()
-        for mod_name, mod in self.named_modules():
+        for mod_name, mod in self.named_modules(remove_duplicate=False):
             pre = f"{mod_name}." if mod_name else ""
             for name, p in mod._parameters.items():
-                out[pre + name] = p.data.copy()
+                if p is not None:
+                    out[pre + name] = p.data.copy()
             for name in mod._buffers:
                 out[pre + name] = np.array(getattr(mod, name), copy=True)
         return out
@@ -150,7 +322,7 @@ class Module:
 
         Values may be NumPy arrays, Tensors, or anything with ``.numpy()`` (a torch tensor).
         """
-        own = self.state_dict()
+        own = self.state_arrays()
         where = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state, Mapping):
             raise ArgumentTypeError(
@@ -172,9 +344,10 @@ class Module:
                     f"missing {missing or 'none'}, unexpected {unexpected or 'none'}",
                 )
             )
-        for mod_name, mod in self.named_modules():
+        for mod_name, mod in self.named_modules(remove_duplicate=False):
             pre = f"{mod_name}." if mod_name else ""
-            for name in list(mod._parameters) + list(mod._buffers):
+            for name in [k for k, v in mod._parameters.items() if v is not None] + list(
+                    mod._buffers):
                 key = pre + name
                 if key not in state:
                     continue
