@@ -140,7 +140,7 @@ def _reseed_dropout(model: Sequential, seed: int, epoch: int) -> None:
 
 def _checkpoint_arrays(model: Sequential, opt: optim_mod.Optimizer) -> dict[str, np.ndarray]:
     out = {f"model.{k}": v for k, v in model.state_arrays().items()}
-    out.update({f"optim.{k}": np.asarray(v) for k, v in opt.state_dict().items()})
+    out.update({f"optim.{k}": v for k, v in opt.state_arrays().items()})
     return out
 
 
