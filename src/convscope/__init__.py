@@ -35,7 +35,7 @@ __version__ = "0.1.0"
 
 # Heavier parts load on first use, so that `import convscope` stays fast.
 _LAZY_MODULES = {"data", "viz", "io", "train", "safetensors", "kernels", "cli", "filters", "demo",
-                 "interop"}
+                 "interop", "graph", "models"}
 _LAZY_NAMES = {
     "save": ("io", "save"),
     "load": ("io", "load"),

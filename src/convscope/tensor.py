@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from . import tracing
 from .autograd import (
     _Node,
     _topological_order,
@@ -36,6 +37,7 @@ from .autograd import (
 )
 from .errors import ArgumentTypeError, GradError, ShapeError, message
 from .shapes import check_size
+from .tracing import traced
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled",
            "inference_mode", "as_array"]
@@ -318,6 +320,7 @@ class Tensor:
             node.backward, node.parents = None, ()  # free the graph as we go
 
     # ----------------------------------------------------------------- elementwise ops
+    @traced("add", key="Tensor.add")
     def __add__(self, other: Any) -> Tensor:
         o = _lift(other, self)
 
@@ -325,15 +328,19 @@ class Tensor:
 
     __radd__ = __add__
 
+    @traced("neg", key="Tensor.neg")
     def __neg__(self) -> Tensor:
         return make(-self.data, (self,), lambda g: (-g,), "neg")
 
+    @traced("sub", key="Tensor.sub")
     def __sub__(self, other: Any) -> Tensor:
         return self + (-_lift(other, self))
 
+    @traced("rsub", key="Tensor.rsub")
     def __rsub__(self, other: Any) -> Tensor:
         return _lift(other, self) + (-self)
 
+    @traced("mul", key="Tensor.mul")
     def __mul__(self, other: Any) -> Tensor:
         o = _lift(other, self)
 
@@ -342,15 +349,18 @@ class Tensor:
 
     __rmul__ = __mul__
 
+    @traced("div", key="Tensor.div")
     def __truediv__(self, other: Any) -> Tensor:
         o = _lift(other, self)
 
         a, b = self.data, o.data
         return make(a / b, (self, o), lambda g: (g / b, -g * a / (b * b)), "div")
 
+    @traced("rdiv", key="Tensor.rdiv")
     def __rtruediv__(self, other: Any) -> Tensor:
         return _lift(other, self) / self
 
+    @traced("pow", key="Tensor.pow")
     def __pow__(self, exponent: float) -> Tensor:
         if not isinstance(exponent, numbers.Real):
             raise ArgumentTypeError(
@@ -365,6 +375,7 @@ class Tensor:
         a = self.data
         return make(a**exponent, (self,), lambda g: (g * exponent * a ** (exponent - 1),), "pow")
 
+    @traced("matmul", key="Tensor.matmul")
     def __matmul__(self, other: Any) -> Tensor:
         o = _lift(other, self)
         if self.ndim != 2 or o.ndim != 2 or self.shape[1] != o.shape[0]:
@@ -380,14 +391,17 @@ class Tensor:
         a, b = self.data, o.data
         return make(a @ b, (self, o), lambda g: (g @ b.T, a.T @ g), "matmul")
 
+    @traced("exp", key="Tensor.exp")
     def exp(self) -> Tensor:
         out = np.exp(self.data)
         return make(out, (self,), lambda g: (g * out,), "exp")
 
+    @traced("log", key="Tensor.log")
     def log(self) -> Tensor:
         a = self.data
         return make(np.log(a), (self,), lambda g: (g / a,), "log")
 
+    @traced("sqrt", key="Tensor.sqrt")
     def sqrt(self) -> Tensor:
         out = np.sqrt(self.data)
         return make(out, (self,), lambda g: (g * 0.5 / out,), "sqrt")
@@ -398,6 +412,7 @@ class Tensor:
         return relu(self)
 
     # ----------------------------------------------------------------- reductions and shape
+    @traced("sum", key="Tensor.sum")
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         shape = self.shape
 
@@ -408,10 +423,12 @@ class Tensor:
 
         return make(np.asarray(self.data.sum(axis=axis, keepdims=keepdims)), (self,), bw, "sum")
 
+    @traced("mean", key="Tensor.mean")
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         total = self.sum(axis, keepdims)
         return total * (total.size / self.size if self.size else float("nan"))
 
+    @traced("reshape", key="Tensor.reshape")
     def reshape(self, *shape: Any) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
@@ -438,6 +455,7 @@ class Tensor:
         shape_in = self.shape
         return make(out, (self,), lambda g: (g.reshape(shape_in),), "reshape")
 
+    @traced("transpose", key="Tensor.transpose")
     def transpose(self, *axes: int) -> Tensor:
         perm = axes or tuple(reversed(range(self.ndim)))
         inv = np.argsort(perm)
@@ -452,6 +470,7 @@ class Tensor:
     def T(self) -> Tensor:
         return self.transpose()
 
+    @traced("getitem", key="Tensor.getitem")
     def __getitem__(self, index: Any) -> Tensor:
         if isinstance(index, Tensor):
             index = index.data
@@ -499,6 +518,8 @@ def make(
     if needs:
         nodes = tuple(p._graph_node() for p in parents)
         out._node = _Node(nodes, backward, op, data.shape, data.dtype)
+    if not tracing.quiet():  # an operation no traced function or layer accounts for
+        tracing.active().made(op, parents, out)  # type: ignore[union-attr]
     return out
 
 

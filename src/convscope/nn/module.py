@@ -443,11 +443,17 @@ class Sequential(Module):
         from .layers import Conv2d, MaxPool2d, ReLU  # layers imports this module
 
         layers = list(self)
+        if tracing.active() is not None:  # a trace records each layer as itself
+            for layer in layers:
+                x = layer(x)
+            return x
         n = len(layers)
-        pair = [type(m) is Conv2d and i + 1 < n and type(layers[i + 1]) is ReLU
-                for i, m in enumerate(layers)]
-        pool_2x2 = [type(m) is MaxPool2d and m.kernel_size == m.stride == (2, 2)
-                    and m.padding == (0, 0) and m.extra == m.defaults for m in layers]
+        plain = [not (m._forward_hooks or m._forward_pre_hooks) for m in layers]  # hooks see
+        pair = [type(m) is Conv2d and i + 1 < n and type(layers[i + 1]) is ReLU  # every call
+                and plain[i] and plain[i + 1] for i, m in enumerate(layers)]
+        pool_2x2 = [type(m) is MaxPool2d and m.kernel_size == m.stride == (2, 2) and plain[i]
+                    and m.padding == (0, 0) and m.extra == m.defaults
+                    for i, m in enumerate(layers)]
         relu_input = [False] * n  # its input is a pair's output, which only it reads
         for i in range(n - 2):
             nxt = layers[i + 2]
