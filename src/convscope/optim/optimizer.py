@@ -15,8 +15,7 @@ optimizer state_dicts load here (and ours into PyTorch) where the update rules m
 from __future__ import annotations
 
 import math
-import numbers
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -24,6 +23,17 @@ import numpy as np
 from ..autograd import enable_grad
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError, message
 from ..tensor import Tensor
+from ._state import (
+    ParamState,
+    export_value,
+    from_arrays,
+    from_legacy,
+    hyper_value,
+    import_value,
+    int_like,
+    is_number,
+    to_arrays,
+)
 
 __all__ = ["Optimizer"]
 
@@ -33,47 +43,7 @@ __all__ = ["Optimizer"]
 _IMPLEMENTATION_FLAGS = ("foreach", "fused", "capturable", "differentiable")
 
 
-class ParamState(MutableMapping):
-    """The optimizer's per-parameter state: a dict per parameter, keyed by the parameter itself.
-
-    Keys compare by identity (as ``torch.optim``'s ``defaultdict`` does through ``id``), and
-    reading a parameter that has no state yet gives a new empty dict.
-    """
-
-    def __init__(self) -> None:
-        self._items: dict[int, tuple[Tensor, dict[str, Any]]] = {}
-
-    def __getitem__(self, param: Tensor) -> dict[str, Any]:
-        item = self._items.get(id(param))
-        if item is None:
-            item = self._items[id(param)] = (param, {})
-        return item[1]
-
-    def __setitem__(self, param: Tensor, value: dict[str, Any]) -> None:
-        self._items[id(param)] = (param, value)
-
-    def __delitem__(self, param: Tensor) -> None:
-        del self._items[id(param)]
-
-    def __contains__(self, param: object) -> bool:
-        return id(param) in self._items
-
-    def get(self, param: Tensor, default: Any = None) -> Any:
-        item = self._items.get(id(param))
-        return default if item is None else item[1]
-
-    def __iter__(self) -> Iterator[Tensor]:
-        return (p for p, _ in self._items.values())
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return f"ParamState({len(self)} parameters)"
-
-
-def _number(v: object) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+_number = is_number
 
 
 def check_number(
@@ -358,27 +328,13 @@ class Optimizer:
         state = {}
         for p, s in self.state._items.values():
             if id(p) in index and s:
-                state[index[id(p)]] = {k: _export(k, v) for k, v in s.items()}
+                state[index[id(p)]] = {k: export_value(k, v) for k, v in s.items()}
         return {"state": dict(sorted(state.items())), "param_groups": groups}
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """:meth:`state_dict` as flat named NumPy arrays, for files (``state.0.exp_avg``,
         ``param_groups.0.lr``); :meth:`load_state_dict` takes it back."""
-        sd = self.state_dict()
-        out: dict[str, np.ndarray] = {}
-        for i, s in sd["state"].items():
-            for k, v in s.items():
-                arr = np.asarray(v.data if isinstance(v, Tensor) else v)
-                out[f"state.{i}.{k}"] = arr.astype(np.int64) if k == "step" else arr
-        for g, group in enumerate(sd["param_groups"]):
-            for k, v in group.items():
-                if k == "params":
-                    out[f"param_groups.{g}.params"] = np.asarray(v, np.int64)
-                elif isinstance(v, (bool, np.bool_)):
-                    out[f"param_groups.{g}.{k}"] = np.asarray(v, np.bool_)
-                elif _number(v) or (isinstance(v, tuple) and all(map(_number, v))):
-                    out[f"param_groups.{g}.{k}"] = np.asarray(v, np.float64)
-        return out
+        return to_arrays(self.state_dict())
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore a state saved by :meth:`state_dict` (or :meth:`state_arrays`).
@@ -395,9 +351,9 @@ class Optimizer:
         if "state" in state_dict and "param_groups" in state_dict:
             nested = state_dict
         elif any(str(k).startswith(("state.", "param_groups.")) for k in state_dict):
-            nested = self._from_arrays(state_dict)
+            nested = from_arrays(state_dict, self.param_groups, self.defaults, where)
         elif "steps" in state_dict:  # checkpoints of convscope 0.1 (before parameter groups)
-            nested = self._from_legacy(state_dict)
+            nested = from_legacy(state_dict, self.param_groups, where)
         else:
             raise ArgumentError(
                 message(where, "this is not an optimizer state_dict",
@@ -430,21 +386,21 @@ class Optimizer:
                   for i, p in zip(g["params"], og["params"], strict=True)}
         state = ParamState()
         for key, values in dict(nested["state"]).items():
-            if _int_like(key) not in id_map or not isinstance(values, Mapping):
+            if int_like(key) not in id_map or not isinstance(values, Mapping):
                 raise ArgumentError(
                     message(where, f"state entry {key!r} belongs to no saved parameter",
                             "pass what opt.state_dict() returned",
                             f"parameter indices {sorted(id_map)}")
                 )
-            p = id_map[_int_like(key)]
-            state[p] = {k: _import(k, v, p, where, key) for k, v in values.items()
+            p = id_map[int_like(key)]
+            state[p] = {k: import_value(k, v, p, where, key) for k, v in values.items()
                         if v is not None}
         groups = []
         for saved, group in zip(saved_groups, self.param_groups, strict=True):
             new = dict(group)
             for k, v in saved.items():
                 if k not in ("params", "param_names") and k not in _IMPLEMENTATION_FLAGS:
-                    new[k] = _hyper(v)
+                    new[k] = hyper_value(v)
             if "param_names" in saved:
                 new["param_names"] = list(saved["param_names"])
             self._fix_group(new)
@@ -457,61 +413,6 @@ class Optimizer:
 
     def _fix_group(self, group: dict[str, Any]) -> None:
         """Hook: make a loaded group consistent with this class (AdamW keeps its decay)."""
-
-    def _from_arrays(self, arrays: Mapping[str, Any]) -> dict[str, Any]:
-        """:meth:`state_arrays`' flat form back into the nested one (types from this optimizer)."""
-        state: dict[int, dict[str, Any]] = {}
-        groups: dict[int, dict[str, Any]] = {}
-        for key, value in arrays.items():
-            kind, _, rest = str(key).partition(".")
-            index, _, name = rest.partition(".")
-            if kind not in ("state", "param_groups") or not index.isdigit() or not name:
-                raise ArgumentError(
-                    message(f"{type(self).__name__}.load_state_dict",
-                            f"unexpected key {key!r} in a flat optimizer state",
-                            "pass what opt.state_arrays() returned", str(key))
-                )
-            table = state if kind == "state" else groups
-            table.setdefault(int(index), {})[name] = value
-        out_groups = []
-        for g in sorted(groups):
-            own = self.param_groups[g] if g < len(self.param_groups) else self.defaults
-            group: dict[str, Any] = {}
-            for name, value in groups[g].items():
-                arr = np.asarray(value)
-                like = own.get(name)
-                if name == "params":
-                    group[name] = [int(i) for i in arr.reshape(-1)]
-                elif isinstance(like, bool) or arr.dtype == np.bool_:
-                    group[name] = bool(arr)
-                elif isinstance(like, tuple) or arr.ndim == 1:
-                    group[name] = tuple(float(x) for x in arr)
-                else:
-                    group[name] = float(arr)
-            out_groups.append(group)
-        return {"state": state, "param_groups": out_groups}
-
-    def _from_legacy(self, flat: Mapping[str, Any]) -> dict[str, Any]:
-        """The flat ``{"steps", "<i>.<name>"}`` form of convscope 0.1 checkpoints."""
-        state: dict[int, dict[str, Any]] = {}
-        for key, value in flat.items():
-            if key == "steps":
-                continue
-            index, _, name = str(key).partition(".")
-            if not index.isdigit() or not name:
-                raise ArgumentError(
-                    message(f"{type(self).__name__}.load_state_dict",
-                            f"unexpected key {key!r} in an optimizer state",
-                            "pass what opt.state_dict() returned", str(key))
-                )
-            state.setdefault(int(index), {})[name] = value
-        groups, start = [], 0
-        for group in self.param_groups:
-            saved = {k: v for k, v in group.items() if k != "params"}
-            saved["params"] = list(range(start, start + len(group["params"])))
-            start += len(group["params"])
-            groups.append(saved)
-        return {"state": state, "param_groups": groups}
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -533,70 +434,3 @@ def _is_module(obj: object) -> bool:
 def _unordered(where: str) -> str:
     return message(where, "parameters must come in a fixed order, and a set has none",
                    "pass a list, or model.parameters()", "a set")
-
-
-def _int_like(key: Any) -> int | None:
-    if isinstance(key, numbers.Integral) and not isinstance(key, bool):
-        return int(key)
-    if isinstance(key, str) and key.isdigit():
-        return int(key)
-    return None
-
-
-def _as_numpy(value: Any) -> np.ndarray:
-    """A Tensor, a torch tensor (anything with ``.detach().cpu().numpy()``) or array_like."""
-    if isinstance(value, Tensor):
-        return value.data
-    if hasattr(value, "detach") and hasattr(value, "numpy"):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
-def _export(key: str, value: Any) -> Any:
-    if key == "step":
-        return Tensor(np.array(float(value), np.float64))
-    if isinstance(value, np.ndarray):
-        return Tensor._wrap(value.copy())
-    return value
-
-
-def _import(key: str, value: Any, param: Tensor, where: str, index: Any) -> Any:
-    """One saved state value, checked against its parameter: steps become ints, arrays copies
-    in the parameter's dtype (as PyTorch casts them)."""
-    arr = _as_numpy(value)
-    if arr.dtype.kind not in "iuf":
-        raise ArgumentTypeError(
-            message(where, f"state {key!r} of parameter {index} is not numeric",
-                    "pass what opt.state_dict() returned", f"dtype {arr.dtype}")
-        )
-    if key == "step":
-        step = float(arr.reshape(-1)[0]) if arr.size == 1 else math.nan
-        if not (math.isfinite(step) and step >= 0 and step == int(step)):
-            raise ArgumentError(
-                message(where, f"the step count of parameter {index} must be a whole number >= 0",
-                        "pass what opt.state_dict() returned", f"step={arr.tolist()!r}")
-            )
-        return int(step)
-    if arr.ndim and arr.shape != param.shape:
-        raise ShapeError(
-            message(where, f"state {key!r} of parameter {index} does not fit its parameter",
-                    "load the state of an optimizer over the same model",
-                    f"state shape {arr.shape}, parameter shape {param.shape}")
-        )
-    dtype = param.dtype if arr.dtype.kind == "f" else arr.dtype
-    return np.array(arr, dtype=dtype, copy=True)
-
-
-def _hyper(value: Any) -> Any:
-    """A saved hyperparameter as a plain Python value (0-d tensors to floats, lists to tuples)."""
-    if isinstance(value, (list, tuple)):
-        return tuple(_hyper(v) for v in value)
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (Tensor, np.ndarray, np.generic)) or (
-        hasattr(value, "detach") and hasattr(value, "numpy")
-    ):
-        arr = _as_numpy(value)
-        if arr.size == 1 and arr.dtype.kind in "iuf":
-            return float(arr.reshape(-1)[0])
-    return value
