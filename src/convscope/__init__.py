@@ -36,6 +36,7 @@ __version__ = "0.1.0"
 # Heavier parts load on first use, so that `import convscope` stays fast.
 _LAZY_MODULES = {"data", "viz", "io", "train", "safetensors", "kernels", "cli", "filters", "demo",
                  "interop", "graph", "models"}
+_LAZY_MODULES |= {"utils", "transforms"}  # torch.utils.data, torchvision.transforms
 _LAZY_NAMES = {
     "save": ("io", "save"),
     "load": ("io", "load"),
@@ -49,6 +50,8 @@ __all__ = [
     "shapes", "errors", "parse", "explain", "save", "load", "fit", "data", "viz", "io",
     "explain_value", "manual_seed", "seed", "initial_seed", "Generator",
 ]
+
+__all__ += ["utils", "transforms"]
 
 
 def __getattr__(name: str) -> Any:

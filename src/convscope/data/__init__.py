@@ -20,6 +20,7 @@ from .images import DEFAULT_MAX_PIXELS as DEFAULT_MAX_PIXELS
 from .images import IMAGE_EXTENSIONS as IMAGE_EXTENSIONS
 from .images import image_size as image_size
 from .images import load_image as load_image
+from .images import load_pil_image as load_pil_image
 from .images import save_image as save_image
 from .loader import batches as batches
 from .synthetic import SHAPE_CLASSES as SHAPE_CLASSES
@@ -36,6 +37,7 @@ __all__ = [
     "image_size",
     "load_dataset",
     "load_image",
+    "load_pil_image",
     "save_image",
     "shapes",
 ]

@@ -7,7 +7,7 @@ A :class:`Dataset` is three aligned things: ``images`` of shape (N, C, H, W) flo
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,7 +22,7 @@ from .images import (
     normalize_size,
 )
 
-__all__ = ["Dataset", "ImageFolder", "digits", "load_dataset"]
+__all__ = ["Dataset", "ImageFolder", "digits", "load_dataset", "scan_class_folders"]
 
 
 @dataclass(repr=False, eq=False)
@@ -92,6 +92,10 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        """Image ``index`` (C, H, W) and its label, as a map-style dataset of PyTorch's."""
+        return self.images[index], int(self.labels[index])
 
     def __repr__(self) -> str:
         _, c, h, w = self.images.shape
@@ -179,14 +183,88 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _image_files(folder: str) -> list[str]:
+def _image_files(folder: str, valid: Callable[[str], bool] | None = None) -> list[str]:
     found = []
     for here, dirs, files in os.walk(folder, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not _is_hidden(d))
         for name in sorted(files):
-            if not _is_hidden(name) and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                found.append(os.path.join(here, name))
+            path = os.path.join(here, name)
+            if _is_hidden(name):
+                continue
+            if valid(path) if valid is not None else _has_image_extension(name):
+                found.append(path)
     return found
+
+
+def _has_image_extension(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def scan_class_folders(
+    root: str,
+    where: str,
+    valid: Callable[[str], bool] | None = None,
+    allow_empty: bool = False,
+) -> tuple[list[str], list[str], list[int]]:
+    """The classes, image files and labels of a folder with one subfolder per class.
+
+    Classes are the subfolder names in sorted order (hidden folders skipped); the files of
+    each class are searched recursively, in sorted order, hidden files skipped, keeping
+    those with an image extension (or those ``valid(path)`` accepts).
+
+    Returns
+    -------
+    classes : list of str
+    files : list of str
+        One path per image, class after class.
+    labels : list of int
+        The class index of each file.
+
+    Raises
+    ------
+    DataError
+        Root missing or not a folder, no class folders, a class folder without images
+        (unless ``allow_empty``).
+    """
+    if not os.path.exists(root):
+        raise DataError(
+            message(where, "the folder does not exist", "check the path and working folder")
+        )
+    if not os.path.isdir(root):
+        raise DataError(
+            message(
+                where,
+                "the path is a file, not a folder",
+                "give the folder that holds one subfolder per class",
+            )
+        )
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not _is_hidden(e.name))
+    if not classes:
+        loose = [f for f in os.listdir(root) if _has_image_extension(f)]
+        hint = f"; {len(loose)} images lie directly in it" if loose else ""
+        raise DataError(
+            message(
+                where,
+                f"the folder has no class subfolders{hint}",
+                "put each class's images in its own subfolder, e.g. root/cat/*.png",
+            )
+        )
+    files: list[str] = []
+    labels: list[int] = []
+    for label, name in enumerate(classes):
+        found = _image_files(os.path.join(root, name), valid)
+        if not found and not allow_empty:
+            raise DataError(
+                message(
+                    where,
+                    f"class folder {name!r} holds no images",
+                    "add images (" + ", ".join(sorted(IMAGE_EXTENSIONS)) + ") or remove it",
+                    f"folder {os.path.join(root, name)!r}",
+                )
+            )
+        files += found
+        labels += [label] * len(found)
+    return classes, files, labels
 
 
 class ImageFolder(Dataset):
@@ -236,46 +314,7 @@ class ImageFolder(Dataset):
         where = f"ImageFolder({root!r})"
         target = normalize_size(size, where)
         channels = check_channels(channels, where)
-        if not os.path.exists(root):
-            raise DataError(
-                message(where, "the folder does not exist", "check the path and working folder")
-            )
-        if not os.path.isdir(root):
-            raise DataError(
-                message(
-                    where,
-                    "the path is a file, not a folder",
-                    "give the folder that holds one subfolder per class",
-                )
-            )
-        classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not _is_hidden(e.name))
-        if not classes:
-            loose = [
-                f for f in os.listdir(root) if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS
-            ]
-            hint = f"; {len(loose)} images lie directly in it" if loose else ""
-            raise DataError(
-                message(
-                    where,
-                    f"the folder has no class subfolders{hint}",
-                    "put each class's images in its own subfolder, e.g. root/cat/*.png",
-                )
-            )
-        files: list[str] = []
-        labels: list[int] = []
-        for label, name in enumerate(classes):
-            found = _image_files(os.path.join(root, name))
-            if not found:
-                raise DataError(
-                    message(
-                        where,
-                        f"class folder {name!r} holds no images",
-                        "add images (" + ", ".join(sorted(IMAGE_EXTENSIONS)) + ") or remove it",
-                        f"folder {os.path.join(root, name)!r}",
-                    )
-                )
-            files += found
-            labels += [label] * len(found)
+        classes, files, labels = scan_class_folders(root, where)
         if target is None:
             target = self._common_size(files, where, max_pixels)
         images = np.empty((len(files), channels, *target), np.float32)

@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
     "load_image",
+    "load_pil_image",
     "save_image",
     "image_size",
 ]
@@ -339,6 +340,54 @@ def load_image(
     if target is not None and target != hwc.shape[:2]:
         hwc = _resize(hwc, target)
     return np.ascontiguousarray(hwc.transpose(2, 0, 1), dtype=np.float32)
+
+
+def load_pil_image(
+    path: str | os.PathLike[str], mode: str | None = "RGB", max_pixels: int | None = None
+):  # noqa: ANN201  (a PIL.Image.Image)
+    """Read an image file as a decoded PIL image, with the checks of :func:`load_image`.
+
+    torchvision's ``pil_loader`` (``Image.open(path).convert("RGB")``) with convscope's
+    safety rules: only image formats are tried, and the claimed pixel count is checked
+    against ``max_pixels`` before anything is decoded.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    mode : str or None
+        Pillow mode to convert to (``"RGB"``, ``"L"``, ...); ``None`` keeps the file's.
+    max_pixels : int, optional
+        Defaults to :data:`DEFAULT_MAX_PIXELS`.
+
+    Raises
+    ------
+    ImageError
+        As :func:`load_image`.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "gray.png")
+    >>> save_image(p, np.full((4, 6), 0.5))
+    >>> img = load_pil_image(p)
+    >>> img.mode, img.size
+    ('RGB', (6, 4))
+    """
+    limit = _limit(max_pixels)
+    path = as_path(path, "load_pil_image")
+    img = _open(path, limit)
+    try:
+        with img:
+            img.load()
+            return img.convert(mode) if mode is not None else img.copy()
+    except Exception as exc:  # truncated data, bad CRC, decoder errors, unknown mode ...
+        raise ImageError(
+            message(
+                _where(path),
+                f"the image data cannot be decoded ({exc})",
+                "the file is truncated or damaged; re-save or re-download it",
+            )
+        ) from None
 
 
 def save_image(path: str | os.PathLike[str], array: np.ndarray) -> None:
