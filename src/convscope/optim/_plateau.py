@@ -7,6 +7,8 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from ..errors import ArgumentError, ArgumentTypeError, message
 from ..tensor import Tensor
 from .lr_scheduler import _EPOCH_WARNING, LRScheduler, _check_optimizer, _count, _real
@@ -160,9 +162,10 @@ class ReduceLROnPlateau(LRScheduler):
 
 def _metric(value: Any) -> float:
     """The watched number: a Python number, or a one-element tensor or array."""
-    if isinstance(value, Tensor):
-        if value.size == 1:
-            return float(value.data.reshape(()))
+    if isinstance(value, (Tensor, np.ndarray)):
+        arr = value.data if isinstance(value, Tensor) else value
+        if arr.size == 1 and arr.dtype.kind in "iuf":
+            return float(arr.reshape(-1)[0])
     elif not isinstance(value, (bool, str, bytes)) and value is not None:
         try:
             return float(value)
