@@ -1,8 +1,12 @@
 """Explain a model in the slides' words: volumes, kernels, feature maps, with its own numbers.
 
-Everything here is computed by :mod:`convscope.shapes` (through
-:func:`convscope.spec.output_shape`); no forward pass is run, so a model of any size is
-explained instantly, and a model that cannot run is explained up to the layer that breaks.
+The model is traced (:func:`convscope.graph.trace`) from shapes alone: every layer answers
+from its ``output_shape``, nothing is computed or compiled, so a model of any size is
+explained at once, and a model that cannot run is explained up to the node that breaks.
+One row per node of the graph. A chain (a ``Sequential``, a spec) prints as the slides'
+stack of layers, numbered as ``model[k]``; any other graph gets the module path of each
+node and a "from" column (Keras's "Connected to"), and residual additions and
+concatenations name the volumes that meet.
 
 >>> e = explain("64x64x3 | conv(8, 5, padding=2) | relu | conv(16, 5, padding=2)")
 >>> e.output_shape, e.rows[0]["operation"]
@@ -16,27 +20,19 @@ from __future__ import annotations
 import math
 import re
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-from . import shapes
 from .errors import ArgumentError, ConvscopeError, SpecError, message
-from .nn import (
-    AvgPool2d,
-    BatchNorm2d,
-    Conv2d,
-    Dropout,
-    Flatten,
-    Linear,
-    MaxPool2d,
-    Module,
-    ReLU,
-    Sequential,
-)
-from .spec import as_volume, format_volume, output_shape, parse, parse_volume
+from .explain_narrate import conv_formula as conv_formula
+from .explain_narrate import formulas, narrate
+from .graph import Graph, trace
+from .nn import AvgPool2d, Conv2d, MaxPool2d, Module, Sequential
+from .spec import as_volume, format_volume, parse, parse_volume
 
 __all__ = ["explain", "Explanation", "conv_formula"]
 
@@ -45,7 +41,6 @@ _WIDTH = 92  # text width of the narration
 _OP_WIDTH = 42  # the operation column wraps beyond this
 
 
-# --------------------------------------------------------------------------- wording
 def _vol(shape: Shape | None) -> str:
     return format_volume(shape) if shape is not None else "?"
 
@@ -54,166 +49,116 @@ def _hw(pair: tuple[int, int]) -> str:
     return f"{pair[0]}x{pair[1]}"
 
 
-def _pad_text(pad: Any) -> str:
-    if isinstance(pad, str):
-        return f"padding '{pad}'"
-    (t, b), (left, r) = pad
-    if t == b == left == r:
-        return f"padding {t}" if t else "no padding"
-    if t == b and left == r:
-        return f"padding ({t}, {left})"
-    if (t, b) == (left, r):
-        return f"padding {t} before, {b} after"
-    return f"padding top {t}, bottom {b}, left {left}, right {r}"
-
-
-def _conv_pad(layer: Conv2d, shape: Shape) -> tuple[tuple[int, int], tuple[int, int]]:
-    geo = shapes.conv_geometry((1,) + tuple(shape), layer.weight.shape, layer.stride,
-                               layer.padding, layer.dilation, layer.groups, layer.label)
-    return geo.padding
-
-
-def conv_formula(size: int, k: int, stride: int, pad: tuple[int, int], dilation: int = 1,
-                 ceil: bool = False) -> str:
-    """The output-size formula with the numbers filled in, as on the slides.
-
-    >>> conv_formula(64, 5, 1, (2, 2))
-    '(64 + 2*2 - 5)/1 + 1 = 64'
-    >>> conv_formula(64, 5, 1, (0, 0))
-    '(64 - 5)/1 + 1 = 60'
-    >>> conv_formula(64, 5, 2, (1, 1))
-    'floor((64 + 2*1 - 5)/2) + 1 = 31'
-    """
-    before, after = pad
-    expr = str(size)
-    if before == after and before:
-        expr += f" + 2*{before}"
-    elif before or after:
-        expr += f" + {before} + {after}"
-    expr += f" - {k}" if dilation == 1 else f" - {dilation}*({k} - 1) - 1"
-    span = size + before + after - dilation * (k - 1) - 1
-    if ceil:
-        out = -(-span // stride) + 1
-        text = f"ceil(({expr})/{stride}) + 1"
-    else:
-        out = span // stride + 1
-        text = f"({expr})/{stride} + 1" if span % stride == 0 else f"floor(({expr})/{stride}) + 1"
-    return f"{text} = {out}"
-
-
-def _formulas(layer: Module, shape: Shape, out: Shape,
-              pad: tuple[tuple[int, int], tuple[int, int]] | None = None) -> str:
-    """Height and width formulas of a conv or pool (one when they read the same)."""
-    if isinstance(layer, Conv2d):
-        pad = pad or _conv_pad(layer, shape)
-        k, s, d, ceil = layer.kernel_size, layer.stride, layer.dilation, (False, False)
-    else:
-        p = layer.padding
-        pad = pad or ((p[0], p[0]), (p[1], p[1]))
-        k, s = layer.kernel_size, layer.stride
-        d = layer.extra.get("dilation", (1, 1))
-        ceil = (layer.extra["ceil_mode"],) * 2
-    fh = conv_formula(shape[1], k[0], s[0], pad[0], d[0], ceil[0])
-    fw = conv_formula(shape[2], k[1], s[1], pad[1], d[1], ceil[1])
-    return fh if fh == fw else f"height {fh}, width {fw}"
-
-
-def _slide_text(layer: Conv2d, shape: Shape) -> str:
-    """How a conv's kernels slide: ``"padding 2, stride 1"`` (plus dilation when used)."""
-    try:
-        pad = _pad_text(_conv_pad(layer, shape) if len(shape) == 3 else layer.padding)
-    except ConvscopeError:
-        pad = _pad_text(layer.padding)
-    if layer.padding_mode != "zeros":
-        pad = f"{layer.padding_mode} {pad}"
-    s = layer.stride
-    text = f"{pad}, stride {s[0] if s[0] == s[1] else _hw(s)}"
-    if layer.dilation != (1, 1):
-        d = layer.dilation
-        text += f", dilation {d[0] if d[0] == d[1] else _hw(d)}"
-    return text
-
-
-def _operation(layer: Module, shape: Shape, out: Shape | None) -> str:
-    if isinstance(layer, Conv2d):
-        k, g = layer.kernel_size, layer.groups
-        text = f"{layer.out_channels} kernel{'s' * (layer.out_channels > 1)} of " \
-               f"{k[0]}x{k[1]}x{layer.in_channels // g}"
-        if g > 1:
-            text += f" in {g} groups"
-        text += ", " + _slide_text(layer, shape)
-        return text + ("" if layer.bias is not None else ", no bias")
-    if isinstance(layer, (MaxPool2d, AvgPool2d)):
-        kind = "max" if isinstance(layer, MaxPool2d) else "average"
-        s, p = layer.stride, layer.padding
-        text = f"{kind} pool {_hw(layer.kernel_size)}, stride {s[0] if s[0] == s[1] else _hw(s)}"
-        if p != (0, 0):
-            text += f", padding {p[0] if p[0] == p[1] else p}"
-        for name, value in layer.extra.items():
-            if value != layer.defaults[name]:
-                text += f", {name}={value}"
-        return text
-    if isinstance(layer, ReLU):
-        return "ReLU: max(x, 0) per value"
-    if isinstance(layer, Flatten):
-        return f"flatten {_vol(shape)} -> {math.prod(shape)} values"
-    if isinstance(layer, Linear):
-        return f"linear {layer.in_features} -> {layer.out_features}" + (
-            "" if layer.bias is not None else ", no bias")
-    if isinstance(layer, BatchNorm2d):
-        return f"batch norm, {layer.num_features} channels"
-    if isinstance(layer, Dropout):
-        return f"dropout p={layer.p} (training only)"
-    return type(layer).__name__
-
-
-def _macs(layer: Module, shape: Shape, out: Shape) -> int:
-    if isinstance(layer, Conv2d):
-        kh, kw = layer.kernel_size
-        return math.prod(out) * (layer.in_channels // layer.groups) * kh * kw
-    if isinstance(layer, Linear):
-        return layer.in_features * layer.out_features
-    if isinstance(layer, BatchNorm2d):
-        return math.prod(shape)
-    return 0
-
-
-def _window(layer: Module) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
-    """(kernel, stride, dilation) per axis, for the receptive field; None: sees everything."""
-    if isinstance(layer, Conv2d):
-        k, s, d = layer.kernel_size, layer.stride, layer.dilation
-    elif isinstance(layer, (MaxPool2d, AvgPool2d)):
-        k, s, d = layer.kernel_size, layer.stride, layer.extra.get("dilation", (1, 1))
-    elif isinstance(layer, (Flatten, Linear)):
-        return None
-    else:
-        k = s = d = (1, 1)
-    return (k[0], s[0], d[0]), (k[1], s[1], d[1])
-
-
-def _walk(model: Module, prefix: str = "") -> Iterator[tuple[str, Module]]:
-    if isinstance(model, Sequential):
-        for name, sub in model._modules.items():
-            yield from _walk(sub, f"{prefix}.{name}" if prefix else name)
-    else:
-        yield prefix or "0", model
-
-
 def _num(n: int) -> str:
     return f"{n:,}"
 
 
 def _short(n: float) -> str:
+    """``31.1 M``; below a thousand the number alone and a space (``0 ``, ``500 ``)."""
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= size:
             return f"{n / size:.1f} {unit}"
-    return str(int(n))
+    return f"{int(n)} "
+
+
+# --------------------------------------------------------------------------- functions' words
+_AXES = {1: "depth", 2: "height", 3: "width", -3: "depth", -2: "height", -1: "width"}
+
+
+def _function_text(op: str, attrs: dict[str, Any], ins: list[Shape], out: Shape) -> str:
+    """The operation column for a function node (an add, a cat, a reshape...)."""
+    if op in ("add", "sub", "mul", "div") and len(ins) == 2:
+        sign = {"add": "+", "sub": "-", "mul": "*", "div": "/"}[op]
+        return f"{op}: {_vol(ins[0][1:])} {sign} {_vol(ins[1][1:])}"
+    if op in ("add", "sub", "mul", "div"):
+        other = attrs.get("other")
+        return f"{op} {other} per value" if other is not None else op
+    if op == "cat":
+        dim = attrs.get("dim", 0)
+        where = _AXES.get(dim, f"axis {dim}") if len(out) == 4 else f"axis {dim}"
+        return f"concatenate along {where}: " + " + ".join(_vol(s[1:]) for s in ins)
+    if op in ("reshape", "view", "flatten"):
+        return f"{op} {_vol(ins[0][1:])} -> {_vol(out[1:])}" + (
+            " values" if len(out) == 2 else "")
+    if op == "mean" and len(ins[0]) == 4 and len(out) in (2, 4) and out[-1:] != ins[0][-1:]:
+        return f"mean over height and width: {_vol(ins[0][1:])} -> {_vol(out[1:])}"
+    from .nn import layer_for_op
+
+    cls = layer_for_op(op)
+    if cls is not None:
+        try:
+            layer = cls(**{k: v for k, v in attrs.items() if k not in ("input", "self")
+                           and not isinstance(v, dict) and k in _init_args(cls)})
+            return layer.describe(ins[0], out)
+        except (ConvscopeError, TypeError):
+            pass
+    return op
+
+
+def _init_args(cls: type) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(cls.__init__).parameters) - {"self"}
+
+
+# --------------------------------------------------------------------------- receptive field
+def _receptive(graph: Graph) -> dict[str, tuple[Fraction, Fraction, Fraction, Fraction] | None]:
+    """(rf_h, rf_w, jump_h, jump_w) per node: what one output value sees of the input.
+
+    rf grows by ``(k - 1) * dilation * jump`` through a window and the jump multiplies by the
+    stride; branches meeting take the larger; a layer that mixes everything (linear,
+    flatten, global pooling) sees all (None). A layer that enlarges the maps (upsampling,
+    transposed conv) divides the jump by its factor.
+    """
+    one = Fraction(1)
+    rf: dict[str, tuple[Fraction, Fraction, Fraction, Fraction] | None] = {
+        name: (one, one, one, one) for name in graph.sources}
+    for node in graph.nodes:
+        ins = [rf.get(i) for i in node.inputs if i in rf and (
+            i not in graph.sources or graph.sources[i].kind == "input")]
+        ins = ins or [(one, one, one, one)]
+        if any(r is None for r in ins) or len(node.shape) != 4:
+            rf[node.name] = None
+            continue
+        r = tuple(max(v[k] for v in ins) for k in range(4))  # type: ignore[index]
+        window = getattr(node.module, "window", None)
+        in_shape = graph.shape_of(node.inputs[0])
+        if window is not None:
+            (kh, sh, dh), (kw, sw, dw) = window()
+            rf[node.name] = (r[0] + (kh - 1) * dh * r[2], r[1] + (kw - 1) * dw * r[3],
+                             r[2] * sh, r[3] * sw)
+        elif len(in_shape) != 4:
+            rf[node.name] = None
+        elif node.shape[2:] == (1, 1) and in_shape[2:] != (1, 1):
+            rf[node.name] = None  # global pooling sees everything
+        elif node.shape[2:] == in_shape[2:]:
+            rf[node.name] = r  # per value, or a join of same-sized maps
+        else:  # resampling: the jump scales with the size; neighbours are read
+            fh = Fraction(node.shape[2], in_shape[2])
+            fw = Fraction(node.shape[3], in_shape[3])
+            grow = (1 if fh < 1 else 0, 1 if fw < 1 else 0)
+            rf[node.name] = (r[0] + (math.ceil(1 / fh) - 1 + grow[0] * 0) * r[2],
+                             r[1] + (math.ceil(1 / fw) - 1) * r[3], r[2] / fh, r[3] / fw)
+    return rf
+
+
+def _rf_text(r: tuple[Fraction, ...] | None) -> tuple[tuple[int, int] | None, str]:
+    if r is None:
+        return None, "all"
+    h, w = math.ceil(r[0]), math.ceil(r[1])
+    return (h, w), _hw((h, w))
 
 
 # --------------------------------------------------------------------------- the explanation
 @dataclass
 class Explanation:
-    """Rows (one per layer), the output volume, an error (or None) and the narration."""
+    """Rows (one per node), the output volume, an error (or None) and the narration.
+
+    Row keys: ``index`` (as ``--layer`` takes it), ``name`` (module path), ``layer`` (class or
+    op), ``op``, ``input``/``output`` (volumes without the batch axis), ``input_shapes``,
+    ``inputs`` and ``from`` (what feeds it), ``operation`` (the words), ``params``, ``macs``,
+    ``rf``, ``formula``, ``module``.
+    """
 
     input_shape: Shape
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -221,6 +166,8 @@ class Explanation:
     error: str | None = None
     narration: list[str] = field(default_factory=list)
     layers: list[tuple[str, Module]] = field(default_factory=list, repr=False)
+    graph: Graph | None = field(default=None, repr=False)
+    chain: bool = True
 
     @property
     def total_params(self) -> int:
@@ -232,20 +179,31 @@ class Explanation:
 
     # ------------------------------------------------------------------ text
     def table(self) -> str:
-        head = ("#", "input", "operation", "output", "params", "multiply-adds", "RF")
+        head: tuple[str, ...] = ("#", "input", "operation", "output", "params", "multiply-adds",
+                                 "RF")
+        if not self.chain:
+            head = ("#", "layer", *head[1:], "from")
         lines: list[tuple[str, ...]] = []
         for r in self.rows:
             op = textwrap.wrap(r["operation"], _OP_WIDTH) or [""]
             out = r["output_text"] if r["output"] is not None else "ERROR"
-            lines.append((r["index"], r["input_text"], op[0], out, _num(r["params"]),
-                          _num(r["macs"]) if r["output"] is not None else "", r["rf_text"]))
-            lines.extend(("", "", more, "", "", "", "") for more in op[1:])
-        total = ("", "total", "", _vol(self.output_shape) if not self.error else "",
-                 _num(self.total_params), _num(self.total_macs), "")
-        widths = [max(len(row[i]) for row in [head, total, *lines]) for i in range(len(head))]
-        right = {4, 5}
+            cells = [r["index"], r["input_text"], op[0], out, _num(r["params"]),
+                     _num(r["macs"]) if r["output"] is not None else "", r["rf_text"]]
+            if not self.chain:
+                cells = [cells[0], r["name"], *cells[1:], ", ".join(r["from"])]
+            lines.append(tuple(cells))
+            blank = [""] * len(cells)
+            col = 3 if not self.chain else 2
+            lines.extend(tuple(blank[:col] + [more] + blank[col + 1:]) for more in op[1:])
+        total = ["", "total", "", _vol(self.output_shape) if not self.error else "",
+                 _num(self.total_params), _num(self.total_macs), ""]
+        if not self.chain:
+            total = ["", "total", "", "", total[3], total[4], total[5], "", ""]
+        widths = [max(len(row[i]) for row in [head, tuple(total), *lines])
+                  for i in range(len(head))]
+        right = {4, 5} if self.chain else {5, 6}
 
-        def fmt(row: tuple[str, ...]) -> str:
+        def fmt(row: Sequence[str]) -> str:
             cells = [c.rjust(w) if i in right else c.ljust(w)
                      for i, (c, w) in enumerate(zip(row, widths, strict=True))]
             return "  ".join(cells).rstrip()
@@ -261,6 +219,9 @@ class Explanation:
                  f"FLOPs = 2 x multiply-adds = {_short(flops)}FLOPs here. Bias additions, "
                  "ReLU, pooling and dropout are not counted; batch norm counts 1 per value. "
                  "RF = receptive field: the input pixels that one output value sees.")
+        if not self.chain:
+            notes += (" A layer used twice counts its params once. \"from\" names the nodes "
+                      "(by number) whose outputs a node reads.")
         parts.append(textwrap.fill(notes, _WIDTH))
         if self.narration:
             parts += ["", "How it works, with this model's numbers:"]
@@ -307,30 +268,30 @@ class Explanation:
         return said + ": " + "; ".join(reasons)
 
     def _spatial_reason(self, want: Shape) -> str:
-        fix = self._padding_fix(want)
+        fix = self._padding_fix(want) if self.chain else None
         if fix is not None:
             j, pad = fix
-            row, layer = self.rows[j], self.layers[j][1]
-            formula = _formulas(layer, row["input"], row["output"])
+            row = self.rows[j]
+            formula = formulas(row["module"], row["input"])
             p = pad[0] if pad[0] == pad[1] else pad
             new = (self.output_shape[0], want[1], want[2])  # type: ignore[index]
             return (f"layer {row['index']} gives {formula}; padding={p} at layer "
                     f"{row['index']} gives {_vol(new)}")
         changing = [j for j, r in enumerate(self.rows) if r["output"] is not None
-                    and len(r["input"]) == 3 and r["input"][1:] != r["output"][1:]]
+                    and len(r["input"]) == 3 and len(r["output"]) == 3
+                    and r["input"][1:] != r["output"][1:]
+                    and isinstance(r.get("module"), (Conv2d, MaxPool2d, AvgPool2d))]
         if not changing:
             return "no layer changes the height and width"
-        j = changing[-1]
-        row = self.rows[j]
-        formula = _formulas(self.layers[j][1], row["input"], row["output"])
-        return (f"layer {row['index']} gives {formula}; "
+        row = self.rows[changing[-1]]
+        return (f"layer {row['index']} gives {formulas(row['module'], row['input'])}; "
                 "no single padding change gives the expected size: change kernel sizes, "
                 "strides or pooling")
 
     def _padding_fix(self, want: Shape) -> tuple[int, tuple[int, int]] | None:
         """(row, (ph, pw)): a symmetric padding of one conv that makes the output ``want``."""
         for j in range(len(self.rows) - 1, -1, -1):
-            layer = self.layers[j][1]
+            layer = self.rows[j].get("module")
             if not isinstance(layer, Conv2d):
                 continue
             found = []
@@ -345,17 +306,17 @@ class Explanation:
 
     def _spatial(self, j: int, axis: int, p: int, want: Shape) -> bool:
         """Whether padding ``p`` along ``axis`` at row ``j`` gives ``want`` along that axis."""
-        shape = self.rows[j]["input"]
-        layer = self.layers[j][1]
-        pad = list(_conv_pad(layer, shape))  # type: ignore[arg-type]
+        shape = (1, *self.rows[j]["input"])
+        layer = self.rows[j]["module"]
+        pad = list(layer.geometry(shape).padding)
         pad[axis] = (p, p)
         try:
-            shape = output_shape(layer, shape, padding=(pad[0], pad[1]))
-            for _, later in self.layers[j + 1:]:
-                shape = output_shape(later, shape)
-        except ConvscopeError:
+            shape = layer.output_shape(shape, padding=(pad[0], pad[1]))
+            for row in self.rows[j + 1:]:
+                shape = row["module"].output_shape(shape)
+        except (ConvscopeError, AttributeError):
             return False
-        return len(shape) == 3 and shape[1 + axis] == want[1 + axis]
+        return len(shape) == 4 and shape[2 + axis] == want[1 + axis]
 
 
 def _expect_shape(expect: str | Sequence[int]) -> Shape:
@@ -378,87 +339,132 @@ def _expect_shape(expect: str | Sequence[int]) -> Shape:
     return tuple(int(v) for v in shape)
 
 
-# --------------------------------------------------------------------------- narration
-def _narrate(rows: list[dict[str, Any]], layers: list[tuple[str, Module]]) -> list[str]:
-    out: list[str] = []
-    detailed = False
-    # a spec broken at layer k has a row for k but no layer object: zip stops before it
-    for j, (row, (_, layer)) in enumerate(zip(rows, layers, strict=False)):
-        if row["output"] is None:
-            break
-        i, x, y = row["index"], row["input"], row["output"]
-        if isinstance(layer, Conv2d):
-            k, c = layer.kernel_size, layer.in_channels // layer.groups
-            n = k[0] * k[1] * c
-            kern = f"{k[0]}x{k[1]}x{c}"
-            bias = " + bias" if layer.bias is not None else " (no bias)"
-            depth = (f"kernel depth = input depth = {c}" if layer.groups == 1 else
-                     f"kernel depth = input depth / groups = {x[0]}/{layer.groups}")
-            formula = _formulas(layer, x, y).replace(" ", "\u00a0")
-            nxt = next(((ri, m) for (ri, m) in layers[j + 1:] if isinstance(m, Conv2d)), None)
-            if not detailed:
-                detailed = True
-                out.append(f"Layer {i} (conv), input volume {_vol(x)}:")
-                out.append(f"- Each kernel is {kern}: {depth}.")
-                out.append(f"- At each position a kernel gives one value: its dot product with "
-                           f"the {kern} patch under it, {n} multiplies{bias}.")
-                out.append(f"- Sliding the kernel over the input ({_slide_text(layer, x)}) "
-                           f"gives a feature map of {_hw(y[1:])}: {formula}.")
-                out.append(f"- One kernel gives one feature map of depth 1; {y[0]} kernels "
-                           f"give depth {y[0]}: the output is a volume of {_vol(y)}.")
-                if nxt is not None:
-                    nk = nxt[1].kernel_size
-                    out.append(f"- So the next conv (layer {nxt[0]}) has kernels of "
-                               f"{nk[0]}x{nk[1]}x{nxt[1].in_channels // nxt[1].groups}: as deep "
-                               f"as this output.")
-                else:
-                    out.append(f"- A conv after this layer would need kernels of depth {y[0]}: "
-                               "as deep as this output.")
-            else:
-                out.append(f"Layer {i} (conv): {y[0]} kernels of {kern} ({depth}); each value is "
-                           f"a dot product of {n} multiplies{bias}; {formula}, so {_vol(x)} -> "
-                           f"{_vol(y)}.")
-        elif isinstance(layer, ReLU):
-            out.append(f"Layer {i} (ReLU): negative values become 0; the volume keeps its size "
-                       f"{_vol(y)}.")
-        elif isinstance(layer, (MaxPool2d, AvgPool2d)):
-            what = "largest value" if isinstance(layer, MaxPool2d) else "mean"
-            formula = _formulas(layer, x, y).replace(" ", "\u00a0")
-            out.append(f"Layer {i} ({_operation(layer, x, y).split(',')[0]}): each "
-                       f"{_hw(layer.kernel_size)} window gives its {what}, per depth slice; "
-                       f"{formula}, so {_vol(x)} -> {_vol(y)}.")
-        elif isinstance(layer, Flatten):
-            out.append(f"Layer {i} (flatten): the {_vol(x)} volume becomes one list of "
-                       f"{y[0]} values.")
-        elif isinstance(layer, Linear):
-            out.append(f"Layer {i} (linear): each of the {y[0]} outputs is a weighted sum of "
-                       f"all {x[0]} values ({x[0]} multiplies" + (" + bias)." if layer.bias
-                                                                  is not None else ")."))
-        elif isinstance(layer, BatchNorm2d):
-            out.append(f"Layer {i} (batch norm): each of the {x[0]} depth slices is shifted and "
-                       "scaled to mean 0, variance 1, then by a learned scale and shift.")
-        elif isinstance(layer, Dropout):
-            out.append(f"Layer {i} (dropout): while training, each value is zeroed with "
-                       f"probability {layer.p}; at inference it passes unchanged.")
-    return out
+# --------------------------------------------------------------------------- rows
+def _is_chain(model: Module, graph: Graph) -> bool:
+    """A stack of layers printed as the slides do: a Sequential (or one layer) traced into
+    a chain of layer nodes named by their places."""
+    return (isinstance(model, Sequential) or type(model).is_leaf()) and graph.is_chain() and \
+        all(n.kind == "module" and n.name == n.target for n in graph.nodes)
+
+
+def _rows(graph: Graph, chain: bool) -> list[dict[str, Any]]:
+    rf = _receptive(graph)
+    number = {n.name: str(n.index) for n in graph.nodes}
+    seen: set[int] = set()
+    rows = []
+    for node in graph.nodes:
+        ins = [graph.shape_of(i) for i in node.inputs
+               if i not in graph.sources or graph.sources[i].kind == "input"] or \
+            [graph.shape_of(node.inputs[0])] if node.inputs else [()]
+        layer = node.module
+        if layer is not None and hasattr(layer, "describe"):
+            operation = layer.describe(ins[0], node.shape)
+            macs = layer.macs(ins[0], node.shape) // max(node.shape[0], 1)
+        else:
+            operation = _function_text(node.op, node.attrs, ins, node.shape)
+            macs = 0
+        params = 0
+        if layer is not None:
+            for p in layer.parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    params += int(p.data.size)
+        r, rf_text = _rf_text(rf.get(node.name))
+        formula = ""
+        if isinstance(layer, (Conv2d, MaxPool2d, AvgPool2d)) and len(ins[0]) == 4:
+            formula = formulas(layer, ins[0][1:])
+        sources = [number.get(i, i) for i in node.inputs
+                   if i in number or graph.sources[i].kind == "input"]
+        rows.append({
+            "index": node.name if chain else str(node.index), "name": node.name,
+            "layer": node.layer or node.op, "op": node.op, "module": layer,
+            "input": ins[0][1:], "input_text": _vol(ins[0][1:]) + (" ..." if len(ins) > 1
+                                                                    else ""),
+            "input_shapes": [s[1:] for s in ins],
+            "inputs": node.inputs, "from": sources or ["input"],
+            "output": node.shape[1:], "output_text": _vol(node.shape[1:]),
+            "operation": operation, "params": params, "macs": macs, "rf": r, "rf_text": rf_text,
+            "formula": formula,
+            "residual": node.op == "add" and _residual(graph, node),
+        })
+    return rows
+
+
+def _residual(graph: Graph, node: Any) -> bool:
+    """Whether an add joins a path with one of its own earlier values (a skip connection)."""
+    if len(node.inputs) != 2:
+        return False
+    names = graph.by_name()
+    a, b = node.inputs
+    ancestors: set[str] = set()
+    stack = [a]
+    while stack:
+        cur = stack.pop()
+        if cur in ancestors:
+            continue
+        ancestors.add(cur)
+        if cur in names:
+            stack.extend(names[cur].inputs)
+    return b in ancestors or any(b == i for i in ancestors)
+
+
+def _failure_text(graph: Graph, chain: bool) -> tuple[dict[str, Any], str]:
+    """The row of the node that could not run, and the error told with its inputs."""
+    f = graph.failure
+    assert f is not None
+    ins = [s[1:] for s in f.input_shapes] or [()]
+    number = {n.name: str(n.index) for n in graph.nodes}
+    index = f.name if chain else str(len(graph.nodes))
+    layer = None
+    if graph.model is not None and f.path and f.layer:
+        try:
+            layer = graph.model.get_submodule(f.path)
+        except ConvscopeError:
+            layer = None
+    operation = f.layer or f.op
+    if layer is not None and hasattr(layer, "describe"):
+        try:
+            operation = layer.describe((1, *ins[0]), None)
+        except (ConvscopeError, ValueError, IndexError):
+            pass
+    elif f.op in ("add", "cat", "sub", "mul"):
+        operation = f"{f.op}: " + (" + " if f.op != "cat" else " & ").join(_vol(s) for s in ins)
+    text = f"layer {index} ({f.layer or f.op}), input {_vol(ins[0])}: {f.error}"
+    if f.op in ("add", "sub", "mul", "cat") and len(f.inputs) >= 2:
+        met = "; ".join(f"{_vol(s)} from {number.get(i, i)} ({i})"
+                        for i, s in zip(f.inputs, ins, strict=False))
+        joined = "added" if f.op != "cat" else "concatenated"
+        fix = ("give both branches the same height, width and depth (a 1x1 conv with the "
+               "right stride and kernel count on the shortcut, as ResNet's downsample)"
+               if f.op != "cat" else "make the maps the same height and width before "
+               "concatenating (crop, pad or resize one branch)")
+        text = message(f"layer {index} ({f.op}, in {f.path or 'the model'})",
+                       f"the branches that meet here cannot be {joined}: {met}", fix)
+    row = {"index": index, "name": f.name, "layer": f.layer or f.op, "op": f.op,
+           "module": layer, "input": ins[0], "input_text": _vol(ins[0]), "input_shapes": ins,
+           "inputs": f.inputs, "from": [number.get(i, i) for i in f.inputs] or ["input"],
+           "operation": operation, "output": None, "output_text": "",
+           "params": sum(int(p.data.size) for p in layer.parameters()) if layer else 0,
+           "macs": 0, "rf": None, "rf_text": "", "formula": ""}
+    return row, text
 
 
 # --------------------------------------------------------------------------- explain
 def explain(model: Module | str, input_shape: Sequence[int] | str | None = None) -> Explanation:
-    """Explain ``model`` layer by layer, from shapes alone (no forward pass).
+    """Explain ``model`` node by node, from shapes alone (nothing is computed).
 
     Parameters
     ----------
-    model : Sequential, a single layer, or a spec string such as ``"64x64x3 | conv(8, 5)"``
+    model : any convscope model or layer, or a spec string such as ``"64x64x3 | conv(8, 5)"``
     input_shape : (C, H, W) or "HxWxD", optional
-        Defaults to ``model.input_shape`` (set by :func:`convscope.parse`).
+        Defaults to ``model.input_shape`` (set by :func:`convscope.parse` and the zoo).
 
     Returns
     -------
     Explanation
-        ``.rows`` (one dict per layer: index, input, operation, output, params, macs, rf...),
-        ``.output_shape``, ``.error`` (None, or why layer k cannot run), ``str()`` (table and
-        narration) and ``.check("HxWxD")``.
+        ``.rows`` (one dict per node: index, input, operation, output, params, macs, rf...),
+        ``.output_shape``, ``.error`` (None, or why node k cannot run), ``.graph``, ``str()``
+        (table and narration) and ``.check("HxWxD")``.
     """
     broken: tuple[str, str, str] | None = None  # (index, operation text, message)
     if isinstance(model, str):
@@ -481,46 +487,29 @@ def explain(model: Module | str, input_shape: Sequence[int] | str | None = None)
                                     "pass input_shape=(3, 64, 64) (or --input 64x64x3 on the "
                                     "command line), or build the model with cs.parse"))
     shape = as_volume(input_shape)
-    result = Explanation(input_shape=shape)
-    windows: list[list[tuple[int, int, int]]] | None = [[], []]
-    for index, layer in _walk(model):
-        row: dict[str, Any] = {"index": index, "layer": type(layer).__name__, "input": shape,
-                               "input_text": _vol(shape)}
-        params = sum(p.size for p in layer.parameters())
-        try:
-            out = output_shape(layer, shape)
-        except ConvscopeError as exc:
-            row.update(operation=_operation(layer, shape, None), output=None, output_text="",
-                       params=params, macs=0, rf=None, rf_text="")
-            result.rows.append(row)
-            result.layers.append((index, layer))
-            result.error = f"layer {index} ({row['layer']}), input {_vol(shape)}: {exc}"
-            break
-        win = _window(layer)
-        if win is None or windows is None:
-            windows = None
-            rf: tuple[int, int] | None = None
-        else:
-            windows[0].append(win[0])
-            windows[1].append(win[1])
-            rf = (shapes.receptive_field(windows[0])[-1][0],
-                  shapes.receptive_field(windows[1])[-1][0])
-        row.update(operation=_operation(layer, shape, out), output=out, output_text=_vol(out),
-                   params=params, macs=_macs(layer, shape, out), rf=rf,
-                   rf_text=_hw(rf) if rf else "all",
-                   formula=_formulas(layer, shape, out) if isinstance(
-                       layer, (Conv2d, MaxPool2d, AvgPool2d)) else "")
+    graph = trace(model, shape)
+    chain = _is_chain(model, graph) and (graph.failure is None or graph.failure.path == (
+        graph.failure.name))
+    result = Explanation(input_shape=shape, graph=graph, chain=chain)
+    result.rows = _rows(graph, chain)
+    result.layers = [(r["index"], r["module"]) for r in result.rows if r["module"] is not None]
+    if graph.failure is not None:
+        row, text = _failure_text(graph, chain)
         result.rows.append(row)
-        result.layers.append((index, layer))
-        shape = out
-    else:
-        result.output_shape = shape
+        if row["module"] is not None:
+            result.layers.append((row["index"], row["module"]))
+        result.error = text
+    elif broken is None:
+        outs = [graph.shape_of(o) for o in graph.outputs]
+        result.output_shape = tuple(outs[0][1:])
     if broken is not None:
-        result.rows.append({"index": broken[0], "layer": broken[1], "input": shape,
-                            "input_text": _vol(shape), "operation": broken[1], "output": None,
-                            "output_text": "", "params": 0, "macs": 0, "rf": None,
-                            "rf_text": ""})
+        last = result.rows[-1]["output"] if result.rows else shape
+        result.rows.append({"index": broken[0], "name": broken[0], "layer": broken[1],
+                            "op": "", "module": None, "input": last, "input_text": _vol(last),
+                            "input_shapes": [last], "inputs": (), "from": [],
+                            "operation": broken[1], "output": None, "output_text": "",
+                            "params": 0, "macs": 0, "rf": None, "rf_text": "", "formula": ""})
         result.output_shape = None
         result.error = broken[2]
-    result.narration = _narrate(result.rows, result.layers)
+    result.narration = narrate(result.rows)
     return result

@@ -155,8 +155,7 @@ class _Recorder:
             shape_of = getattr(module, "output_shape", None)
             if not self.keep_values and shape_of is not None and len(tensors) == len(args) == 1 \
                     and not kwargs:
-                shape = shape_of(tuple(tensors[0].shape))
-                out = Tensor._wrap(np.zeros(shape, dtype=tensors[0].dtype))
+                out = _virtual(shape_of(tuple(tensors[0].shape)), tensors[0].dtype)
             else:
                 with tracing.inside():
                     out = module.forward(*args, **kwargs)
@@ -208,6 +207,13 @@ class _Recorder:
         except ConvscopeError as exc:
             self.fail(name, op, "", where, [a for a in _flat(args)], exc)
             raise
+        except ValueError as exc:  # NumPy's broadcasting refusal: said in our words
+            shapes_ = " and ".join(str(tuple(a.shape)) for a in _flat(args)
+                                   if isinstance(a, (Tensor, np.ndarray)))
+            err = ShapeError(message(op, f"the operands do not fit together: {shapes_}",
+                                     "make their shapes equal (or broadcastable)", str(exc)))
+            self.fail(name, op, "", where, [a for a in _flat(args)], err)
+            raise err from None
         kind, target = ("function", key) if replayable else ("opaque", "")
         if isinstance(out, Tensor):
             self.add_node(name, op, kind, tuple(inputs), out, target, attrs)
@@ -270,6 +276,12 @@ def _flat(args: Sequence[Any]) -> list[Any]:
 
 
 # --------------------------------------------------------------------------- trace
+def _virtual(shape: Shape, dtype: Any) -> Tensor:
+    """Zeros of ``shape`` that take no memory (one value seen through zero strides): what a
+    shapes-only trace passes between layers, so a 100000x100000 input costs nothing."""
+    return Tensor._wrap(np.broadcast_to(np.zeros((), dtype=dtype), tuple(shape)))
+
+
 def input_batch(input_shape: Any, batch: int = 1, where: str = "trace") -> Shape:
     """(N, C, H, W) from ``(C, H, W)``, ``"HxWxD"`` or an (N, ...) shape given whole."""
     from ..spec import parse_volume
@@ -324,7 +336,7 @@ def trace(model: Any, input_shape: Any = None, *, inputs: Any = None, values: bo
                                         "pass input_shape=(3, 64, 64) (or --input 64x64x3 on "
                                         "the command line), or build the model with cs.parse"))
         dtype = next((p.dtype for p in model.parameters()), np.dtype(np.float32))
-        xs = (Tensor._wrap(np.zeros(input_batch(shape, batch), dtype=dtype)),)
+        xs = (_virtual(input_batch(shape, batch), dtype),)
     else:
         items = inputs if isinstance(inputs, tuple) else (inputs,)
         xs = tuple(i if isinstance(i, Tensor) else Tensor._wrap(

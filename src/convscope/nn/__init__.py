@@ -33,3 +33,12 @@ from .module import Sequential as Sequential
 
 __all__ = ["Module", "Parameter", "Sequential", "Conv2d", "ReLU", "MaxPool2d", "AvgPool2d",
            "Flatten", "Linear", "BatchNorm2d", "Dropout", "Identity"]
+
+
+def layer_for_op(op: str) -> type | None:
+    """The layer class whose graph op is ``op`` (``"relu"`` -> ``ReLU``), or None."""
+    for value in list(globals().values()):
+        if isinstance(value, type) and issubclass(value, Module) and value.__dict__.get(
+                "op") == op and value.is_leaf():
+            return value
+    return None
