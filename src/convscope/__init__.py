@@ -18,6 +18,10 @@ from . import nn as nn
 from . import optim as optim
 from . import shapes as shapes
 from .explain import explain as explain  # noqa: E402  (the function, not the module)
+from .functional.join import add as add
+from .functional.join import cat as cat
+from .functional.join import flatten as flatten
+from .functional.join import stack as stack
 from .random import Generator as Generator
 from .random import initial_seed as initial_seed
 from .random import manual_seed as manual_seed
@@ -49,6 +53,7 @@ __all__ = [
     "inference_mode", "nn", "functional", "optim",
     "shapes", "errors", "parse", "explain", "save", "load", "fit", "data", "viz", "io",
     "explain_value", "manual_seed", "seed", "initial_seed", "Generator",
+    "cat", "stack", "add", "flatten",
 ]
 
 __all__ += ["utils", "transforms"]

@@ -39,6 +39,14 @@ __all__ = [
     "receptive_field",
     "check_size",
     "MAX_RESULT_BYTES",
+    "conv_transpose_out",
+    "ConvTransposeGeometry",
+    "conv_transpose_args",
+    "conv_transpose_geometry",
+    "conv_transpose_output_padding",
+    "adaptive_window",
+    "adaptive_out",
+    "interpolate_out",
 ]
 
 Pair = tuple[int, int]
@@ -381,3 +389,234 @@ def check_size(
                 f"shape {tuple(int(v) for v in shape)}, {itemsize} bytes per value",
             )
         )
+
+
+
+# --------------------------------------------------------------------------- transposed conv
+def conv_transpose_out(
+    size: int, k: int, stride: int = 1, padding: int = 0, dilation: int = 1, output_padding: int = 0
+) -> int:
+    """Output length of a transposed convolution along one axis (may be <= 0).
+
+    ``H_out = (H - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1``:
+    the input length of the convolution whose input gradient it is.
+
+    >>> conv_transpose_out(32, 2, stride=2)        # a U-Net's 2x2, stride-2 upsampling
+    64
+    >>> conv_out(conv_transpose_out(7, 3, 2, 1, 1, 1), 3, 2, 2, 1)  # and back again
+    7
+    """
+    return (size - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
+
+
+@dataclass(frozen=True)
+class ConvTransposeGeometry:
+    """A transposed convolution, normalised and checked (symmetric ``padding`` per axis)."""
+
+    stride: Pair
+    padding: Pair
+    output_padding: Pair
+    dilation: Pair
+    groups: int
+    out_hw: Pair
+
+
+def conv_transpose_args(
+    stride: object, padding: object, output_padding: object, dilation: object, where: str
+) -> tuple[Pair, Pair, Pair, Pair]:
+    """Normalise and check what does not depend on the volumes: ``(stride, padding,
+    output_padding, dilation)`` as pairs. ``output_padding`` must be smaller than ``stride``
+    or ``dilation`` on each axis (PyTorch's rule)."""
+    if isinstance(padding, str):
+        raise ArgumentTypeError(message(
+            where, "`padding` of a transposed convolution must be an int or a pair of ints "
+            "('same' and 'valid' exist for conv2d only)",
+            "pass e.g. padding=1, and output_padding to pick the output size",
+            f"padding={padding!r}"))
+    s = pair(stride, "stride", where)
+    p = pair(padding, "padding", where, minimum=0)
+    op = pair(output_padding, "output_padding", where, minimum=0)
+    d = pair(dilation, "dilation", where)
+    if any(o >= si and o >= di for o, si, di in zip(op, s, d, strict=True)):
+        top = tuple(max(si, di) - 1 for si, di in zip(s, d, strict=True))
+        raise ArgumentError(message(
+            where, "output_padding must be smaller than stride or dilation on each axis",
+            f"use output_padding <= {top[0] if top[0] == top[1] else top} here, or pass "
+            "output_size= to the layer's forward", f"output_padding={op}, stride={s}, "
+            f"dilation={d}"))
+    return s, p, op, d
+
+
+def conv_transpose_geometry(
+    input_shape: Sequence[int],
+    weight_shape: Sequence[int],
+    stride: object = 1,
+    padding: object = 0,
+    output_padding: object = 0,
+    groups: object = 1,
+    dilation: object = 1,
+    where: str = "conv_transpose2d",
+) -> ConvTransposeGeometry:
+    """Check a conv_transpose2d request against the volumes and return its geometry.
+
+    ``input_shape`` is ``(N, C_in, H, W)``; ``weight_shape`` is ``(C_in, C_out / groups,
+    kH, kW)`` (PyTorch's layout: input channels first). Output size: see
+    :func:`conv_transpose_out`, which must be at least 1.
+    """
+    s, p, op, d = conv_transpose_args(stride, padding, output_padding, dilation, where)
+    if not _is_int(groups):
+        raise ArgumentTypeError(
+            message(where, "`groups` must be an int", "pass groups=1", f"groups={groups!r}"))
+    g = int(groups)  # type: ignore[call-overload]
+    if g < 1:
+        raise ArgumentError(
+            message(where, "`groups` must be positive", "use groups=1", f"groups={g}"))
+    _, c, h, w = input_shape
+    ci, _, kh, kw = weight_shape
+    got = f"input shape {tuple(input_shape)}, weight shape {tuple(weight_shape)}"
+    if ci % g:
+        raise ArgumentError(message(
+            where, f"`groups` must divide the weight's first axis (in_channels = {ci})",
+            f"choose groups from the divisors of {ci}", f"{got}, groups={g}"))
+    if c != ci:
+        raise ShapeError(message(
+            where, f"input depth {c} does not match the weight's in_channels {ci} (a "
+            "transposed conv's weight is (C_in, C_out/groups, kH, kW))",
+            f"pass an input volume with {ci} channels, or a weight of shape ({c}, "
+            "C_out/groups, kH, kW)", got))
+    if kh < 1 or kw < 1:
+        raise ShapeError(message(
+            where, f"the kernels are {kh}x{kw}: a kernel needs at least 1x1 values",
+            "pass a weight of shape (C_in, C_out/groups, kH, kW) with kH, kW >= 1", got))
+    oh = conv_transpose_out(h, kh, s[0], p[0], d[0], op[0])
+    ow = conv_transpose_out(w, kw, s[1], p[1], d[1], op[1])
+    if oh < 1 or ow < 1:
+        raise ShapeError(message(
+            where, f"the output would be {oh}x{ow}: padding {p} on each side removes more "
+            f"than the {oh + 2 * p[0]}x{ow + 2 * p[1]} values the transposed conv makes",
+            "use less padding or a larger input",
+            f"input {h}x{w}, kernel {kh}x{kw}, stride {s}, padding {p}, dilation {d}"))
+    return ConvTransposeGeometry(s, p, op, d, g, (oh, ow))
+
+
+def conv_transpose_output_padding(
+    input_hw: Pair, output_size: object, kernel: Pair, stride: Pair, padding: Pair,
+    dilation: Pair, where: str,
+) -> Pair:
+    """The ``output_padding`` that gives ``output_size`` (``(H, W)`` or a whole shape ending
+    with them), as PyTorch's ``ConvTranspose2d.forward(x, output_size)``: each size must lie
+    in ``[H_min, H_min + stride - 1]``, ``H_min`` being the size with ``output_padding=0``."""
+    sizes = list(output_size) if isinstance(output_size, Sequence) else []
+    if len(sizes) < 2 or not all(_is_int(v) for v in sizes):
+        raise ArgumentTypeError(message(
+            where, "`output_size` must be a sequence of ints ending with (H_out, W_out)",
+            "pass e.g. output_size=(64, 64) or output_size=skip.shape",
+            f"output_size={output_size!r}"))
+    want = (int(sizes[-2]), int(sizes[-1]))
+    low = [conv_transpose_out(n, k, s, p, d)
+           for n, k, s, p, d in zip(input_hw, kernel, stride, padding, dilation, strict=True)]
+    if any(not lo <= t < lo + s for t, lo, s in zip(want, low, stride, strict=True)):
+        raise ShapeError(message(
+            where, f"an output of {want[0]}x{want[1]} cannot come from a {input_hw[0]}x"
+            f"{input_hw[1]} input: the possible sizes are {low[0]}..{low[0] + stride[0] - 1} "
+            f"x {low[1]}..{low[1] + stride[1] - 1}",
+            "ask for a size in that range, or change stride or padding",
+            f"output_size={tuple(sizes)}"))
+    return (want[0] - low[0], want[1] - low[1])
+
+
+# --------------------------------------------------------------------------- resampling
+def adaptive_window(i: int, size: int, out: int) -> Pair:
+    """Input cells ``[start, end)`` of output cell ``i`` of an adaptive pooling (PyTorch's):
+    ``start = floor(i * size / out)``, ``end = ceil((i + 1) * size / out)``.
+
+    >>> [adaptive_window(i, 5, 3) for i in range(3)]      # windows may overlap
+    [(0, 2), (1, 4), (3, 5)]
+    """
+    return (i * size) // out, -(-(i + 1) * size // out)
+
+
+def adaptive_out(output_size: object, input_hw: Pair, where: str) -> Pair:
+    """``output_size`` (an int, or a pair whose None entries keep the input size) as a pair.
+
+    >>> adaptive_out((None, 1), (7, 9), "adaptive_avg_pool2d")
+    (7, 1)
+    """
+    seq = isinstance(output_size, Sequence) and not isinstance(output_size, str)
+    items = list(output_size) if seq else [output_size] * 2  # type: ignore[arg-type]
+    if output_size is None or len(items) != 2 or not all(v is None or _is_int(v) for v in items):
+        raise ArgumentTypeError(message(
+            where, "`output_size` must be an int or a pair of ints (None keeps that input size)",
+            "pass e.g. output_size=1 (global pooling) or output_size=(7, 7)",
+            f"output_size={output_size!r}"))
+    out = tuple(n if v is None else int(v) for v, n in zip(items, input_hw, strict=True))
+    if min(out) < 0:
+        raise ArgumentError(message(where, "`output_size` must be >= 0",
+                                    "pass e.g. output_size=1", f"output_size={output_size!r}"))
+    if min(input_hw) < 1:
+        raise ShapeError(message(
+            where, f"the input is {input_hw[0]}x{input_hw[1]}: there is nothing to pool",
+            "pass an input of at least 1x1", f"input size {input_hw[0]}x{input_hw[1]}"))
+    return (out[0], out[1])
+
+
+def interpolate_out(
+    input_size: Sequence[int], size: object, scale_factor: object,
+    recompute_scale_factor: object, where: str,
+) -> tuple[tuple[int, ...], tuple[float, ...] | None]:
+    """Output size of ``interpolate`` and the scales of its index formula (PyTorch's rules).
+
+    Exactly one of ``size`` (an int, or one per spatial axis) and ``scale_factor`` (a number,
+    or one per axis) is given. With ``scale_factor``, ``out = floor(in * scale_factor)`` and
+    the source index of output cell ``i`` uses ``1 / scale_factor``; with ``size``, or with
+    ``recompute_scale_factor=True``, it uses ``in / out``. Returns ``(out, scales)``;
+    ``scales`` is None when ``in / out`` is used.
+
+    >>> interpolate_out((5, 7), None, 2.5, None, "interpolate")
+    ((12, 17), (2.5, 2.5))
+    """
+    dims = len(input_size)
+    given = f"size={size!r}, scale_factor={scale_factor!r}"
+    if (size is None) == (scale_factor is None):
+        raise ArgumentError(message(
+            where, "give exactly one of `size` and `scale_factor`",
+            "pass e.g. size=(64, 64) or scale_factor=2", given))
+    if size is not None and recompute_scale_factor:
+        raise ArgumentError(message(
+            where, "recompute_scale_factor has no meaning with an explicit `size`",
+            "drop recompute_scale_factor, or pass scale_factor instead of size",
+            f"{given}, recompute_scale_factor={recompute_scale_factor!r}"))
+    name, value = ("size", size) if size is not None else ("scale_factor", scale_factor)
+    seq = isinstance(value, Sequence) and not isinstance(value, str)
+    items = list(value) if seq else [value] * dims  # type: ignore[arg-type]
+    if not all((_is_int if name == "size" else _is_real)(v) for v in items):
+        raise ArgumentTypeError(message(
+            where, f"`{name}` must be {'an int' if name == 'size' else 'a number'} or one per "
+            "spatial axis", f"pass e.g. {name}=2 or {name}={(2,) * dims}", f"{name}={value!r}"))
+    if len(items) != dims:
+        raise ShapeError(message(
+            where, f"`{name}` has {len(items)} entries for an input with {dims} spatial "
+            f"ax{'i' if dims == 1 else 'e'}s {tuple(input_size)}", f"pass {dims}, or one number "
+            "for all; a 3-D input is (N, C, W) as in PyTorch: add a batch axis for an image",
+            f"{name}={value!r}"))
+    scales: tuple[float, ...] | None = None
+    if name == "size":
+        out = tuple(int(v) for v in items)
+    else:
+        scales = tuple(float(v) for v in items)
+        if not all(math.isfinite(v) and v > 0 for v in scales):
+            raise ArgumentError(message(
+                where, "`scale_factor` must be a finite number > 0",
+                "pass e.g. scale_factor=2 (up) or 0.5 (down)", f"scale_factor={value!r}"))
+        out = tuple(math.floor(n * v) for n, v in zip(input_size, scales, strict=True))
+        scales = None if recompute_scale_factor else scales
+    if min(out) < 1 or min(input_size) < 1:
+        raise ShapeError(message(
+            where, f"input and output sizes must be at least 1, got input {tuple(input_size)}"
+            f" and output {out}", "use a larger size or scale_factor (out = floor(in * "
+            "scale_factor))", f"{name}={value!r}"))
+    return out, scales
+
+
+def _is_real(v: object) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)

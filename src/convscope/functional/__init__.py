@@ -15,12 +15,30 @@ arrays become float32.
 from __future__ import annotations
 
 from ._common import as_tensor as as_tensor  # for layers: the same argument checks
+from .activation import (
+    elu,
+    gelu,
+    hardsigmoid,
+    hardswish,
+    hardtanh,
+    leaky_relu,
+    log_softmax,
+    relu6,
+    sigmoid,
+    silu,
+    softmax,
+    tanh,
+)
 from .conv import avg_pool2d, conv2d, conv2d_relu, max_pool2d, pad
 from .conv import avg_pool2d_at as avg_pool2d_at  # the layers' forms (their names in errors)
 from .conv import conv2d_at as conv2d_at
 from .conv import max_pool2d_at as max_pool2d_at
-from .dense import cross_entropy, flatten, linear, log_softmax, mse_loss, relu, softmax
+from .dense import cross_entropy, flatten, linear, mse_loss, relu
+from .dropout import dropout2d
+from .join import add, cat, stack
 from .norm import batch_norm, dropout
+from .resample import adaptive_avg_pool2d, interpolate
+from .transpose import conv_transpose2d
 
 __all__ = [
     "conv2d",
@@ -37,4 +55,21 @@ __all__ = [
     "mse_loss",
     "batch_norm",
     "dropout",
+    "conv_transpose2d",
+    "adaptive_avg_pool2d",
+    "interpolate",
+    "leaky_relu",
+    "relu6",
+    "hardtanh",
+    "sigmoid",
+    "tanh",
+    "gelu",
+    "silu",
+    "hardswish",
+    "hardsigmoid",
+    "elu",
+    "dropout2d",
+    "cat",
+    "stack",
+    "add",
 ]
