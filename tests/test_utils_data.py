@@ -178,6 +178,9 @@ def test_samplers():
        st.integers(0, 2**32 - 1))
 def test_dataloader_batches_cover_the_data(n, batch_size, shuffle, drop_last, seed):
     ds = _ids(n)
+    if n == 0 and shuffle:  # PyTorch's RandomSampler refuses an empty dataset
+        check_error(lambda: DataLoader(ds, shuffle=True), ArgumentError, r"dataset is empty")
+        return
     loader = DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                         generator=_seeded(seed))
     batches = list(loader)

@@ -350,7 +350,13 @@ def resized_size(h: int, w: int, size: Any, max_size: int | None, where: str) ->
                                         f"pass max_size > {size[0]}", f"max_size={max_size}"))
         if new_long > max_size:
             new_short, new_long = int(max_size * new_short / new_long), max_size
-    return (new_long, new_short) if w <= h else (new_short, new_long)
+    out = (new_long, new_short) if w <= h else (new_short, new_long)
+    if min(out) < 1:
+        raise ArgumentError(message(where, f"the {h}x{w} image would be resized to "
+                                    f"{out[0]}x{out[1]}, which has no pixels",
+                                    "pass a larger size or max_size",
+                                    f"size={size!r}, max_size={max_size!r}"))
+    return out
 
 
 def resize(img: Any, size: Any, interpolation: Any = InterpolationMode.BILINEAR,

@@ -8,8 +8,9 @@ PyTorch's rules, with convscope's types:
 - integers (Python ints, NumPy integer scalars and arrays) and booleans become a **NumPy
   array** (int64 for Python ints, the NumPy dtype otherwise): convscope's Tensor holds float
   values only, and every convscope function that takes labels takes an int array;
-- strings stay a list; dicts, tuples and lists are collated field by field (a tuple sample
-  gives a list, as in PyTorch; a namedtuple keeps its type).
+- strings stay as they are (the list, or tuple, of them); dicts, tuples and lists are
+  collated field by field (a tuple sample gives a list, as in PyTorch; a namedtuple keeps
+  its type).
 
 >>> import numpy as np
 >>> images, labels = default_collate([(np.zeros((1, 2, 2)), 3), (np.ones((1, 2, 2)), 5)])
@@ -151,11 +152,11 @@ def default_collate(batch: list[Any]) -> Any:
     if isinstance(elem, float):
         return Tensor(np.array(batch, dtype=np.float64))
     if isinstance(elem, (str, bytes)):
-        return list(batch)
+        return batch
     if isinstance(elem, collections.abc.Mapping):
         return {key: default_collate([d[key] for d in batch]) for key in elem}
     if isinstance(elem, tuple) and hasattr(elem, "_fields"):  # namedtuple
-        return type(elem)(*(default_collate(list(samples)) for samples in zip(*batch, strict=True)))
+        return type(elem)(*(default_collate(samples) for samples in zip(*batch, strict=True)))
     if isinstance(elem, collections.abc.Sequence):
         sizes = {len(b) for b in batch}
         if len(sizes) > 1:
@@ -167,7 +168,7 @@ def default_collate(batch: list[Any]) -> Any:
                     "lengths " + ", ".join(map(str, sorted(sizes))),
                 )
             )
-        return [default_collate(list(samples)) for samples in zip(*batch, strict=True)]
+        return [default_collate(samples) for samples in zip(*batch, strict=True)]
     raise _refuse(elem)
 
 

@@ -116,6 +116,10 @@ class RandomSampler(Sampler[int]):
         self.generator = _check_generator(generator, where)
         if num_samples is not None:
             _positive_int(num_samples, "num_samples", where, "num_samples=1000")
+        elif _length(data_source, where) == 0:  # PyTorch refuses it too
+            raise ArgumentError(message(where, "the dataset is empty: there is nothing to shuffle",
+                                        "check the dataset (len(dataset) is 0)",
+                                        "num_samples=0"))
 
     @property
     def num_samples(self) -> int:
