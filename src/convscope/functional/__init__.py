@@ -34,8 +34,8 @@ from .conv import avg_pool2d_at as avg_pool2d_at  # the layers' forms (their nam
 from .conv import conv2d_at as conv2d_at
 from .conv import max_pool2d_at as max_pool2d_at
 from .dense import cross_entropy, flatten, linear, mse_loss, relu
-from .dropout import dropout2d
 from .join import add, cat, stack
+from .noise import dropout2d
 from .norm import batch_norm, dropout
 from .resample import adaptive_avg_pool2d, interpolate
 from .transpose import conv_transpose2d

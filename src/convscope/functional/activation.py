@@ -72,13 +72,19 @@ def hardtanh(
     return _hardtanh(input, min_val, max_val, "hardtanh")
 
 
-def _hardtanh(input: Any, min_val: Any, max_val: Any, where: str) -> Tensor:
+def clip_bounds(min_val: Any, max_val: Any, where: str) -> tuple[float, float]:
+    """``(min_val, max_val)`` as floats, checked: numbers with ``min_val <= max_val``."""
     lo, hi = _number(min_val, "min_val", where), _number(max_val, "max_val", where)
     if lo > hi:
         raise ArgumentError(
             message(where, "min_val must not be greater than max_val",
                     "swap them, e.g. hardtanh(x, -1.0, 1.0)", f"min_val={lo}, max_val={hi}")
         )
+    return lo, hi
+
+
+def _hardtanh(input: Any, min_val: Any, max_val: Any, where: str) -> Tensor:
+    lo, hi = clip_bounds(min_val, max_val, where)
     return _unary(input, where, lambda x: np.minimum(np.maximum(x, lo), hi),
                   lambda g, x: np.where((x > lo) & (x < hi), g, 0))
 
@@ -136,6 +142,15 @@ _TANH_BETA = math.sqrt(2 / math.pi)
 _TANH_KAPPA = 0.044715
 
 
+def check_approximate(approximate: Any, where: str) -> None:
+    """GELU's ``approximate`` must be ``'none'`` or ``'tanh'``."""
+    if not isinstance(approximate, str) or approximate not in ("none", "tanh"):
+        raise ArgumentError(
+            message(where, "`approximate` must be 'none' or 'tanh'",
+                    "pass approximate='none' (exact) or 'tanh'", f"approximate={approximate!r}")
+        )
+
+
 @traced("gelu")
 def gelu(input: Any, approximate: str = "none") -> Tensor:
     """``x * Phi(x)``, Phi the standard normal CDF: ``0.5 * x * (1 + erf(x / sqrt(2)))``.
@@ -144,11 +159,7 @@ def gelu(input: Any, approximate: str = "none") -> Tensor:
     """
     from ..kernels.special import erf
 
-    if approximate not in ("none", "tanh"):
-        raise ArgumentError(
-            message("gelu", "`approximate` must be 'none' or 'tanh'",
-                    "pass approximate='none' (exact) or 'tanh'", f"approximate={approximate!r}")
-        )
+    check_approximate(approximate, "gelu")
     if approximate == "tanh":
 
         def forward_tanh(x: np.ndarray) -> np.ndarray:

@@ -1,5 +1,17 @@
 """Layers and containers with PyTorch's names: ``cs.nn.Conv2d(3, 8, 5, padding=2)``."""
 
+from .activation import ELU as ELU
+from .activation import GELU as GELU
+from .activation import Hardsigmoid as Hardsigmoid
+from .activation import Hardswish as Hardswish
+from .activation import Hardtanh as Hardtanh
+from .activation import LeakyReLU as LeakyReLU
+from .activation import LogSoftmax as LogSoftmax
+from .activation import ReLU6 as ReLU6
+from .activation import Sigmoid as Sigmoid
+from .activation import SiLU as SiLU
+from .activation import Softmax as Softmax
+from .activation import Tanh as Tanh
 from .layers import (
     AvgPool2d as AvgPool2d,
 )
@@ -30,9 +42,16 @@ from .layers import (
 from .module import Module as Module
 from .module import Parameter as Parameter
 from .module import Sequential as Sequential
+from .spatial import AdaptiveAvgPool2d as AdaptiveAvgPool2d
+from .spatial import ConvTranspose2d as ConvTranspose2d
+from .spatial import Dropout2d as Dropout2d
+from .spatial import Upsample as Upsample
 
 __all__ = ["Module", "Parameter", "Sequential", "Conv2d", "ReLU", "MaxPool2d", "AvgPool2d",
            "Flatten", "Linear", "BatchNorm2d", "Dropout", "Identity"]
+__all__ += ["LeakyReLU", "ReLU6", "Hardtanh", "Sigmoid", "Tanh", "GELU", "SiLU", "Hardswish",
+            "Hardsigmoid", "ELU", "Softmax", "LogSoftmax", "ConvTranspose2d", "AdaptiveAvgPool2d",
+            "Upsample", "Dropout2d"]
 
 
 def layer_for_op(op: str) -> type | None:

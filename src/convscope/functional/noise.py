@@ -11,6 +11,16 @@ from ..tracing import traced
 from ._common import as_tensor
 
 
+def check_rank(shape: tuple[int, ...], where: str) -> None:
+    """Channel dropout needs (N, C, H, W) or (C, H, W)."""
+    if len(shape) not in (3, 4):
+        raise ShapeError(
+            message(where, f"expected a 4-D input (N, C, H, W) or a 3-D volume (C, H, W), got "
+                    f"{len(shape)}-D", "use functional.dropout for other shapes",
+                    f"input shape {tuple(shape)}")
+        )
+
+
 @traced("dropout2d")
 def dropout2d(
     input: Any,
@@ -54,12 +64,7 @@ def dropout2d(
         raise ArgumentError(
             message(where, "p must be a probability in [0, 1]", "use p=0.5", f"p={p!r}")
         )
-    if x.ndim not in (3, 4):
-        raise ShapeError(
-            message(where, f"expected a 4-D input (N, C, H, W) or a 3-D volume (C, H, W), got "
-                    f"{x.ndim}-D", "use functional.dropout for other shapes",
-                    f"input shape {x.shape}")
-        )
+    check_rank(x.shape, where)
     if not training or p == 0:
         return x
     from ..random import numpy_rng
