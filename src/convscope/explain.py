@@ -57,7 +57,7 @@ def _short(n: float) -> str:
     """``31.1 M``; below a thousand the number alone and a space (``0 ``, ``500 ``)."""
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= size:
-            return f"{n / size:.1f} {unit}"
+            return f"{n / size:.3g} {unit}"
     return f"{int(n)} "
 
 
@@ -181,8 +181,8 @@ class Explanation:
     def table(self) -> str:
         head: tuple[str, ...] = ("#", "input", "operation", "output", "params", "multiply-adds",
                                  "RF")
-        if not self.chain:
-            head = ("#", "layer", *head[1:], "from")
+        if not self.chain:  # the "from" column says where inputs come from
+            head = ("#", "layer", *head[2:], "from")
         lines: list[tuple[str, ...]] = []
         for r in self.rows:
             op = textwrap.wrap(r["operation"], _OP_WIDTH) or [""]
@@ -190,18 +190,17 @@ class Explanation:
             cells = [r["index"], r["input_text"], op[0], out, _num(r["params"]),
                      _num(r["macs"]) if r["output"] is not None else "", r["rf_text"]]
             if not self.chain:
-                cells = [cells[0], r["name"], *cells[1:], ", ".join(r["from"])]
+                cells = [cells[0], r["name"], *cells[2:], ", ".join(r["from"])]
             lines.append(tuple(cells))
             blank = [""] * len(cells)
-            col = 3 if not self.chain else 2
-            lines.extend(tuple(blank[:col] + [more] + blank[col + 1:]) for more in op[1:])
+            lines.extend(tuple(blank[:2] + [more] + blank[3:]) for more in op[1:])
         total = ["", "total", "", _vol(self.output_shape) if not self.error else "",
                  _num(self.total_params), _num(self.total_macs), ""]
         if not self.chain:
-            total = ["", "total", "", "", total[3], total[4], total[5], "", ""]
+            total = ["", "total", "", total[3], total[4], total[5], "", ""]
         widths = [max(len(row[i]) for row in [head, tuple(total), *lines])
                   for i in range(len(head))]
-        right = {4, 5} if self.chain else {5, 6}
+        right = {4, 5}
 
         def fmt(row: Sequence[str]) -> str:
             cells = [c.rjust(w) if i in right else c.ljust(w)
@@ -215,9 +214,11 @@ class Explanation:
         parts = [f"input volume {_vol(self.input_shape)} (H x W x D: height x width x depth)", "",
                  self.table(), ""]
         flops = 2 * self.total_macs
-        notes = (f"params = weights + biases. multiply-adds: one multiply-add counts once; "
-                 f"FLOPs = 2 x multiply-adds = {_short(flops)}FLOPs here. Bias additions, "
-                 "ReLU, pooling and dropout are not counted; batch norm counts 1 per value. "
+        notes = (f"params = weights + biases. multiply-adds: one multiply-add counts once "
+                 f"({_short(self.total_macs)}in all); FLOPs = 2 x multiply-adds = "
+                 f"{_short(flops)}FLOPs here. Bias additions, "
+                 "ReLU, pooling and dropout are not counted; batch norm counts 2 per channel "
+                 "(torchinfo's convention: it folds into the conv at inference). "
                  "RF = receptive field: the input pixels that one output value sees.")
         if not self.chain:
             notes += (" A layer used twice counts its params once. \"from\" names the nodes "
@@ -511,5 +512,5 @@ def explain(model: Module | str, input_shape: Sequence[int] | str | None = None)
                             "params": 0, "macs": 0, "rf": None, "rf_text": "", "formula": ""})
         result.output_shape = None
         result.error = broken[2]
-    result.narration = narrate(result.rows)
+    result.narration = narrate(result.rows, brief=not chain)
     return result

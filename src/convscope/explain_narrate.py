@@ -104,15 +104,28 @@ def _conv_lines(i: str, layer: Conv2d, x: Shape, y: Shape, first: bool,
     return out
 
 
-def narrate(rows: list[dict[str, Any]]) -> list[str]:
-    """One paragraph per row that has an output (see the module docstring)."""
+def _sources(row: dict[str, Any]) -> list[str]:
+    """``layer 47 (layer2.1.bn2)`` for each input of a join."""
+    return [f"layer {f} ({name})" if f != name and f != "input" else f"the {name}"
+            for f, name in zip(row["from"], row["inputs"], strict=False)]
+
+
+def narrate(rows: list[dict[str, Any]], brief: bool = False) -> list[str]:
+    """One paragraph per row that has an output (see the module docstring).
+
+    ``brief`` (graphs): every conv and every join is told, other kinds only the first time.
+    """
     out: list[str] = []
     detailed = False
+    told: set[str] = set()
     for k, row in enumerate(rows):
         if row["output"] is None:
             break
         i, x, y, layer = row["index"], row["input"], row["output"], row.get("module")
         op = row.get("op", "")
+        if brief and op not in ("conv2d", "add", "cat") and op in told:
+            continue
+        told.add(op)
         if isinstance(layer, Conv2d) and len(x) == 3:
             reached = {row["name"]}
             nxt = None
@@ -147,14 +160,14 @@ def narrate(rows: list[dict[str, Any]]) -> list[str]:
             out.append(f"Layer {i} (dropout): while training, each value is zeroed with "
                        f"probability {layer.p}; at inference it passes unchanged.")
         elif op in ("add", "sub") and len(row["inputs"]) == 2:
-            a, b = row["from"]
+            a, b = _sources(row)
             kind = "a residual connection: the block learns what to add to its input" if \
                 row.get("residual") else "two branches summed"
             out.append(f"Layer {i} (add): the outputs of {a} and {b} meet and are added value by "
                        f"value ({kind}); both are {_vol(y)}.")
         elif op == "cat":
             parts = " + ".join(_vol(s) for s in row["input_shapes"])
-            out.append(f"Layer {i} (concatenate): the volumes of {', '.join(row['from'])} are "
+            out.append(f"Layer {i} (concatenate): the volumes of {', '.join(_sources(row))} are "
                        f"stacked along the depth, {parts} -> {_vol(y)}: a skip connection "
                        "brings earlier, finer maps to this point.")
     return out

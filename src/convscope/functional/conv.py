@@ -9,10 +9,12 @@ import numpy as np
 from .. import kernels, shapes
 from ..errors import ArgumentError, ShapeError, message
 from ..tensor import Tensor, is_grad_enabled, make
+from ..tracing import traced
 from ._common import _PAD_MODES, _arr, _batched, _dtype, _unbatch, as_tensor
 
 
 # --------------------------------------------------------------------------- convolution
+@traced("conv2d")
 def conv2d(
     input: Any,
     weight: Any,
@@ -46,6 +48,7 @@ def conv2d(
     return conv2d_at(input, weight, bias, stride, padding, dilation, groups, "conv2d")
 
 
+@traced("conv2d_relu")
 def conv2d_relu(
     input: Any,
     weight: Any,
@@ -144,6 +147,7 @@ def conv2d_at(
     return _unbatch(make(y, parents, backward, "conv2d+relu" if relu else "conv2d"), unbatched)
 
 
+@traced("pad")
 def pad(input: Any, padding: Any, mode: str = "zeros") -> Tensor:
     """Pad the last two axes; ``padding`` as in :func:`conv2d`, ``mode`` as ``Conv2d.padding_mode``.
 
@@ -184,6 +188,7 @@ def pad(input: Any, padding: Any, mode: str = "zeros") -> Tensor:
 
 
 # --------------------------------------------------------------------------- pooling
+@traced("max_pool2d")
 def max_pool2d(
     input: Any,
     kernel_size: Any,
@@ -245,6 +250,7 @@ def max_pool2d_at(
     return out
 
 
+@traced("avg_pool2d")
 def avg_pool2d(
     input: Any,
     kernel_size: Any,

@@ -10,10 +10,12 @@ import numpy as np
 from .. import kernels, shapes
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError, message
 from ..tensor import Tensor, make
+from ..tracing import traced
 from ._common import _check_dim, _dtype, as_tensor
 
 
 # --------------------------------------------------------------------------- activations, dense
+@traced("relu")
 def relu(input: Any) -> Tensor:
     """``max(x, 0)`` elementwise; the gradient at 0 is 0, as in PyTorch."""
     x = as_tensor(input, "relu")
@@ -21,6 +23,7 @@ def relu(input: Any) -> Tensor:
     return make(y, (x,), lambda g: (kernels.relu_grad(g, y),), "relu")
 
 
+@traced("linear")
 def linear(input: Any, weight: Any, bias: Any = None, where: str = "linear") -> Tensor:
     """``y = x @ weight.T + bias`` over the last axis; ``weight`` is (out_features, in_features)."""
     x = as_tensor(input, where)
@@ -83,6 +86,7 @@ def _linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     return make(y, (x, w) if b is None else (x, w, b), backward, "linear")
 
 
+@traced("flatten", key="F.flatten")
 def flatten(input: Any, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     """Merge axes ``start_dim..end_dim`` into one (C, H, W -> C*H*W by default)."""
     x = as_tensor(input, "flatten")
@@ -140,6 +144,7 @@ def _reduce(loss: Tensor, reduction: str, where: str) -> Tensor:
     )
 
 
+@traced("cross_entropy")
 def cross_entropy(input: Any, target: Any, reduction: str = "mean") -> Tensor:
     """Cross-entropy of logits ``input`` (N, C) with integer class ``target`` (N,)."""
     where = "cross_entropy"
@@ -198,6 +203,7 @@ def cross_entropy(input: Any, target: Any, reduction: str = "mean") -> Tensor:
     return _reduce(-picked, reduction, where)
 
 
+@traced("mse_loss")
 def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
     """Mean squared error; ``input`` and ``target`` must have the same shape."""
     x, y = as_tensor(input, "mse_loss"), as_tensor(target, "mse_loss", "target")

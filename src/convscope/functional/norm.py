@@ -8,9 +8,11 @@ import numpy as np
 
 from ..errors import ArgumentError, ShapeError, message
 from ..tensor import Tensor, make
+from ..tracing import traced
 from ._common import as_tensor
 
 
+@traced("batch_norm")
 def batch_norm(
     input: Any,
     running_mean: np.ndarray | None,
@@ -105,6 +107,7 @@ def batch_norm(
     return y
 
 
+@traced("dropout")
 def dropout(
     input: Any, p: float = 0.5, training: bool = True, generator: np.random.Generator | None = None
 ) -> Tensor:

@@ -670,7 +670,10 @@ class BatchNorm2d(Module):
         return f"batch norm, {self.num_features} channels"
 
     def macs(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> int:
-        return math.prod(in_shape)
+        """torchinfo's convention: its scale and shift per channel and example (it folds
+        into the preceding conv at inference)."""
+        return 2 * self.num_features * (in_shape[0] if len(in_shape) == 4 else 1) \
+            if self.affine else 0
 
     def extra_repr(self) -> str:
         return f"{self.num_features}"
