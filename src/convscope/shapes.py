@@ -488,6 +488,10 @@ def conv_transpose_geometry(
         raise ShapeError(message(
             where, f"the kernels are {kh}x{kw}: a kernel needs at least 1x1 values",
             "pass a weight of shape (C_in, C_out/groups, kH, kW) with kH, kW >= 1", got))
+    if h < 1 or w < 1:
+        raise ShapeError(message(
+            where, f"the input is {h}x{w}: a transposed conv needs at least 1x1 values per "
+            "channel (only the batch may be empty)", "pass a non-empty volume", got))
     oh = conv_transpose_out(h, kh, s[0], p[0], d[0], op[0])
     ow = conv_transpose_out(w, kw, s[1], p[1], d[1], op[1])
     if oh < 1 or ow < 1:
