@@ -31,15 +31,17 @@ from tolerance import U32, assert_within_bound
 
 # --------------------------------------------------------------------------- strategies
 @st.composite
-def transpose_cases(draw, max_hw: int = 5):
+def transpose_cases(draw, max_hw: int = 5, op_below_stride: bool = False):
     """A valid conv_transpose2d request: (x shape, w shape, bias?, stride, padding,
-    output_padding, groups, dilation)."""
+    output_padding, groups, dilation). ``op_below_stride``: output_padding < stride even
+    where dilation would allow more (ONNX Runtime refuses that)."""
     g = draw(st.sampled_from([1, 1, 2, 3]))
     cin, cout = g * draw(st.integers(1, 2)), g * draw(st.integers(1, 2))
     k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
     s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     d = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    op = tuple(draw(st.integers(0, max(si, di) - 1)) for si, di in zip(s, d, strict=True))
+    op = tuple(draw(st.integers(0, (si if op_below_stride else max(si, di)) - 1))
+               for si, di in zip(s, d, strict=True))
     hw = (draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw)))
     # padding up to what still leaves an output of at least 1
     p = tuple(
@@ -101,7 +103,7 @@ def test_conv_transpose_is_the_adjoint_of_conv2d(case, seed):
     x, w = cs.tensor(rng.standard_normal(xs)), cs.tensor(rng.standard_normal(ws))
     t = F.conv_transpose2d(x, w, None, s, p, op, g, d).numpy()
     y = rng.standard_normal(t.shape)
-    conv = F.conv2d(cs.tensor(y), w, None, s, p, d, g).numpy()  # may have extra rows (output_padding >= s)
+    conv = F.conv2d(cs.tensor(y), w, None, s, p, d, g).numpy()  # extra rows: output_padding >= s
     lhs = float((conv[:, :, : xs[2], : xs[3]] * x.numpy()).sum())
     assert lhs == pytest.approx(float((y * t).sum()), rel=1e-10, abs=1e-10)
 
