@@ -40,7 +40,7 @@ __version__ = "0.1.0"
 # Heavier parts load on first use, so that `import convscope` stays fast.
 _LAZY_MODULES = {"data", "viz", "io", "train", "safetensors", "kernels", "cli", "filters", "demo",
                  "interop", "graph", "models"}
-_LAZY_MODULES |= {"utils", "transforms"}  # torch.utils.data, torchvision.transforms
+_LAZY_MODULES |= {"utils", "transforms", "metrics"}  # torch.utils.data, torchvision.transforms
 _LAZY_NAMES = {
     "save": ("io", "save"),
     "load": ("io", "load"),
@@ -56,7 +56,7 @@ __all__ = [
     "cat", "stack", "add", "flatten",
 ]
 
-__all__ += ["utils", "transforms"]
+__all__ += ["utils", "transforms", "metrics"]
 
 
 def __getattr__(name: str) -> Any:

@@ -21,7 +21,7 @@ from ..errors import ConvscopeError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
-COMMANDS = ["explain", "apply", "demo", "train", "predict", "export", "import"]
+COMMANDS = ["explain", "apply", "demo", "train", "predict", "evaluate", "export", "import"]
 COMMANDS += ["show", "kernels", "animate", "why", "receptive", "saliency", "curves", "report"]
 
 DESCRIPTION = """\
