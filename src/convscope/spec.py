@@ -38,16 +38,30 @@ import numpy as np
 from . import shapes
 from .errors import ConvscopeError, ShapeError, SpecError, message
 from .nn import (
+    GELU,
+    AdaptiveAvgPool2d,
     AvgPool2d,
     BatchNorm2d,
+    Concat,
     Conv2d,
+    ConvTranspose2d,
     Dropout,
     Flatten,
+    Hardsigmoid,
+    Hardswish,
+    Identity,
+    LeakyReLU,
     Linear,
     MaxPool2d,
     Module,
     ReLU,
+    ReLU6,
+    Residual,
     Sequential,
+    Sigmoid,
+    SiLU,
+    Tanh,
+    Upsample,
 )
 from .nn.module import make_rng
 from .spec_syntax import (
@@ -99,64 +113,29 @@ def _words(shape: Shape | None) -> str:
 
 # --------------------------------------------------------------------------- shape tracking
 def output_shape(layer: Module, shape: Shape, padding: Any = None) -> Shape:
-    """The (C, H, W) or (F,) volume that ``layer`` makes of ``shape``, by :mod:`shapes` alone.
+    """The (C, H, W) or (F,) volume that ``layer`` makes of ``shape``, by shapes alone.
 
     ``padding`` replaces a conv's padding (used to look for the padding that gives a size).
-    Raises :class:`ShapeError` / :class:`ArgumentError` with the numbers when it cannot run.
+    Leaf layers answer from their own ``output_shape``; containers (a ``Sequential``, a
+    branch block) from a shapes-only trace. Raises :class:`ShapeError` /
+    :class:`ArgumentError` with the numbers when it cannot run.
     """
-    name = type(layer).__name__
-    vol = len(shape) == 3
+    batched = (1, *shape)
     if isinstance(layer, Sequential):
         for sub in layer:
             shape = output_shape(sub, shape)
         return shape
-    if isinstance(layer, (Conv2d, MaxPool2d, AvgPool2d, BatchNorm2d)) and not vol:
-        raise ShapeError(message(name, f"needs a volume H x W x D, but gets {shape[0]} flat values",
-                                 "put it before flatten"))
-    if isinstance(layer, Conv2d):
-        label = layer.label
-        pad = layer.padding if padding is None else padding
-        geo = shapes.conv_geometry((1,) + tuple(shape), layer.weight.shape, layer.stride, pad,
-                                   layer.dilation, layer.groups, label)
-        if layer.padding_mode in ("reflect", "circular"):
-            (pt, pb), (pl, pr) = geo.padding
-            limit = (shape[1] - 1, shape[2] - 1) if layer.padding_mode == "reflect" else shape[1:]
-            if max(pt, pb) > limit[0] or max(pl, pr) > limit[1]:
-                raise ShapeError(message(label, f"{layer.padding_mode} padding {geo.padding} does "
-                                         f"not fit an input of {shape[1]}x{shape[2]}",
-                                         "use less padding or padding_mode='zeros'"))
-        return (layer.out_channels,) + geo.out_hw
-    if isinstance(layer, (MaxPool2d, AvgPool2d)):
-        k = layer.kernel_size
-        dil = layer.extra.get("dilation", 1)
-        *_, out = shapes.pool_geometry(shape[1:], k, layer.stride, layer.padding, dil,
-                                       layer.extra["ceil_mode"], f"{name}({k[0]}x{k[1]})")
-        return (shape[0],) + out
-    if isinstance(layer, BatchNorm2d):
-        if shape[0] != layer.num_features:
-            raise ShapeError(message(f"BatchNorm2d({layer.num_features})",
-                                     f"expects {layer.num_features} channels, gets {shape[0]}",
-                                     f"build BatchNorm2d({shape[0]})"))
-        return shape
-    if isinstance(layer, Flatten):
-        if (layer.start_dim, layer.end_dim) != (1, -1):
-            raise SpecError(message("Flatten", "only flatten(start_dim=1, end_dim=-1) is supported "
-                                    "here", "use nn.Flatten()"))
-        return (math.prod(shape),)
-    if isinstance(layer, Linear):
-        if vol:
-            raise ShapeError(message(f"Linear({layer.in_features} -> {layer.out_features})",
-                                     f"needs flat values, but gets a volume {format_volume(shape)}",
-                                     f"put flatten before it ({math.prod(shape)} values)"))
-        if shape[0] != layer.in_features:
-            raise ShapeError(message(f"Linear({layer.in_features} -> {layer.out_features})",
-                                     f"expects {layer.in_features} input features, gets {shape[0]}",
-                                     f"build it with in_features={shape[0]}"))
-        return (layer.out_features,)
-    if isinstance(layer, (ReLU, Dropout)) or name == "Identity":
-        return shape
-    raise SpecError(message(name, "this layer type is not known to the spec language",
-                            "use " + ", ".join(_LAYERS)))
+    if padding is not None:
+        return tuple(layer.output_shape(batched, padding=padding)[1:])  # type: ignore[attr-defined]
+    if type(layer).is_leaf() and hasattr(layer, "output_shape"):
+        return tuple(layer.output_shape(batched)[1:])
+    if isinstance(layer, (Residual, Concat)):
+        from .graph import trace
+
+        graph = trace(layer, shape, strict=True)
+        return tuple(graph.shape_of(graph.outputs[0])[1:])
+    raise SpecError(message(type(layer).__name__, "this layer type is not known to the spec "
+                            "language", "use " + ", ".join(_LAYERS)))
 
 
 # --------------------------------------------------------------------------- parse / to_spec
@@ -172,6 +151,12 @@ def _build(name: str, args: dict[str, Any], shape: Shape | None,
         return BatchNorm2d(shape[0], **args)  # type: ignore[index]
     if name == "dropout":
         return Dropout(args["p"], seed=rng)
+    if name == "globalavgpool":
+        return AdaptiveAvgPool2d(1)
+    if name == "convt":
+        a = dict(args)
+        return ConvTranspose2d(shape[0], a.pop("out_channels"), a.pop("kernel_size"),  # type: ignore[index]
+                               seed=rng, **a)
     return _LAYERS[name][0](**args)
 
 
@@ -222,12 +207,53 @@ def parse(spec: str, seed: int | np.random.Generator | None = 0,
         raise _error(spec, len(spec), len(spec) + 1, "spec", "the spec has no layers",
                      "add layers after the input volume, e.g. '64x64x3 | conv(8, 5) | relu'")
     rng = make_rng(seed)
+    layers, texts, shape = _build_chain(spec, items, volume, rng, vspan)
+    model = Sequential(*layers)
+    model.spec = " | ".join(([format_volume(volume)] if volume else []) + texts)
+    model.input_shape = volume
+    return model
+
+
+def _build_branch(spec: str, item: Any, shape: Shape | None, rng: np.random.Generator,
+                  depth: int) -> tuple[Module, str, Shape | None]:
+    """A residual or concat item: its container, its text and its output volume."""
+    chains, texts = [], []
+    for branch in item.branches:
+        layers, words, _ = _build_chain(spec, branch, shape, rng, None, depth + 1)
+        chains.append(layers[0] if len(layers) == 1 else Sequential(*layers))
+        texts.append(" | ".join(words))
+    if item.name == "residual":
+        body = chains[0] if isinstance(chains[0], Sequential) else Sequential(chains[0])
+        module: Module = Residual(body, chains[1] if len(chains) > 1 else None)
+    else:
+        module = Concat(*chains)
+    text = f"{item.name}({'; '.join(texts)})"
+    if shape is None:
+        return module, text, None
+    try:
+        out = output_shape(module, shape)
+    except ConvscopeError as exc:
+        err = _error(spec, item.start, item.end, f"spec {item.name}",
+                     f"impossible with input {_words(shape)}: {str(exc).rstrip('.')}")
+        raise err from None
+    return module, text, out
+
+
+def _build_chain(spec: str, items: list[Any], volume: Shape | None, rng: np.random.Generator,
+                 vspan: Any, depth: int = 0) -> tuple[list[Module], list[str], Shape | None]:
+    """Build the layers of a chain, following the volume through it."""
     shape: Shape | None = volume
-    layers, texts = [], []
+    layers: list[Module] = []
+    texts: list[str] = []
     for k, item in enumerate(items):
-        where = f"spec layer {k} ({item.name})"
-        if shape is None and item.name in ("conv", "linear", "batchnorm"):
-            what = {"conv": "its kernel depth", "linear": "in_features",
+        if item.branches:
+            module, text, shape = _build_branch(spec, item, shape, rng, depth)
+            layers.append(module)
+            texts.append(text)
+            continue
+        where = f"spec layer {k} ({item.name})" if not depth else f"spec {item.name}"
+        if shape is None and item.name in ("conv", "linear", "batchnorm", "convt"):
+            what = {"conv": "its kernel depth", "linear": "in_features", "convt": "in_channels",
                     "batchnorm": "num_features"}[item.name]
             raise _error(spec, item.start, item.end, where,
                          f"{item.name} needs the input volume to work out {what}",
@@ -244,16 +270,14 @@ def parse(spec: str, seed: int | np.random.Generator | None = 0,
                 what += (f". Note: the input volume is H x W x D, depth last; did you mean "
                          f"{shape[2]}x{shape[0]}x{shape[1]}?")
             err = _error(spec, item.start, item.end, where, what)
-            err.partial = Sequential(*layers)  # type: ignore[attr-defined]
-            err.partial.input_shape = volume  # type: ignore[attr-defined]
-            err.layer_index, err.item_text = k, spec[item.start:item.end]  # type: ignore[attr-defined]
+            if not depth:
+                err.partial = Sequential(*layers)  # type: ignore[attr-defined]
+                err.partial.input_shape = volume  # type: ignore[attr-defined]
+                err.layer_index, err.item_text = k, spec[item.start:item.end]  # type: ignore[attr-defined]
             raise err from None
         layers.append(layer)
         texts.append(_item_text(item.name, item.args))
-    model = Sequential(*layers)
-    model.spec = " | ".join(([format_volume(volume)] if volume else []) + texts)
-    model.input_shape = volume
-    return model
+    return layers, texts, shape
 
 
 def _layer_item(layer: Module) -> str:
@@ -281,12 +305,48 @@ def _layer_item(layer: Module) -> str:
         return _item_text("batchnorm", dict(eps=layer.eps, momentum=layer.momentum))
     if isinstance(layer, Dropout):
         return _item_text("dropout", dict(p=layer.p))
-    if isinstance(layer, ReLU):
-        return "relu"
+    if isinstance(layer, Residual):
+        text = _chain_text(layer.body)
+        if layer.shortcut is not None:
+            text += "; " + _chain_text(layer.shortcut)
+        return f"residual({text})"
+    if isinstance(layer, Concat):
+        return "concat(" + "; ".join(_chain_text(b) for b in layer.children()) + ")"
+    if isinstance(layer, ConvTranspose2d) and layer.padding_mode == "zeros":
+        return _item_text("convt", dict(
+            out_channels=layer.out_channels, kernel_size=layer.kernel_size, stride=layer.stride,
+            padding=layer.padding, output_padding=layer.output_padding, groups=layer.groups,
+            bias=layer.bias is not None, dilation=layer.dilation))
+    if isinstance(layer, Upsample) and layer.size is None and layer.mode in (
+            "nearest", "bilinear") and not layer.align_corners and isinstance(
+            layer.scale_factor, (int, float)):
+        return _item_text("upsample", dict(scale_factor=float(layer.scale_factor),
+                                           mode=layer.mode))
+    if isinstance(layer, AdaptiveAvgPool2d):
+        size = layer.output_size
+        if size in (1, (1, 1)):
+            return "globalavgpool"
+        if isinstance(size, int) or (isinstance(size, tuple) and None not in size):
+            return _item_text("avgpool_to", dict(output_size=size))
+    if isinstance(layer, LeakyReLU):
+        return _item_text("leakyrelu", dict(negative_slope=layer.negative_slope))
+    if isinstance(layer, GELU) and layer.approximate != "none":
+        raise SpecError(message("to_spec", "gelu(approximate='tanh') has no spec form",
+                                "use GELU()"))
+    simple = {ReLU: "relu", ReLU6: "relu6", Sigmoid: "sigmoid", Tanh: "tanh", GELU: "gelu",
+              SiLU: "silu", Hardswish: "hardswish", Hardsigmoid: "hardsigmoid",
+              Identity: "identity"}
+    if type(layer) in simple:
+        return simple[type(layer)]
     if isinstance(layer, Flatten) and (layer.start_dim, layer.end_dim) == (1, -1):
         return "flatten"
     raise SpecError(message("to_spec", f"{name} has no spec form",
                             "build the model from " + ", ".join(_LAYERS), repr(layer)[:80]))
+
+
+def _chain_text(model: Module) -> str:
+    layers = list(model) if isinstance(model, Sequential) else [model]
+    return " | ".join(_layer_item(m) for m in layers)
 
 
 def to_spec(model: Module, input_shape: Sequence[int] | str | None = None) -> str:

@@ -19,7 +19,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SpecError, message
-from .nn import AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU
+from .nn import (
+    GELU,
+    AdaptiveAvgPool2d,
+    AvgPool2d,
+    BatchNorm2d,
+    Conv2d,
+    ConvTranspose2d,
+    Dropout,
+    Flatten,
+    Hardsigmoid,
+    Hardswish,
+    Identity,
+    LeakyReLU,
+    Linear,
+    MaxPool2d,
+    Module,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Tanh,
+    Upsample,
+)
 
 __all__ = ["parse_volume", "LAYER_NAMES"]
 
@@ -56,9 +78,33 @@ _LAYERS: dict[str, tuple[type[Module], tuple[_Param, ...]]] = {
     "batchnorm": (BatchNorm2d, (_Param("eps", "positive", 1e-5),
                                 _Param("momentum", "unit", 0.1))),
     "dropout": (Dropout, (_Param("p", "unit", 0.5),)),
+    "convt": (ConvTranspose2d, (
+        _Param("out_channels", "count"), _Param("kernel_size", "pair"),
+        _Param("stride", "pair", 1), _Param("padding", "pad_pair", 0),
+        _Param("output_padding", "pad_pair", 0), _Param("groups", "count", 1),
+        _Param("bias", "bool", True), _Param("dilation", "pair", 1))),
+    "upsample": (Upsample, (_Param("scale_factor", "positive", 2.0),
+                            _Param("mode", "resize", "nearest"))),
+    "avgpool_to": (AdaptiveAvgPool2d, (_Param("output_size", "pair"),)),
+    "globalavgpool": (AdaptiveAvgPool2d, ()),
+    "relu6": (ReLU6, ()),
+    "leakyrelu": (LeakyReLU, (_Param("negative_slope", "unit", 0.01),)),
+    "sigmoid": (Sigmoid, ()),
+    "tanh": (Tanh, ()),
+    "gelu": (GELU, ()),
+    "silu": (SiLU, ()),
+    "hardswish": (Hardswish, ()),
+    "hardsigmoid": (Hardsigmoid, ()),
+    "identity": (Identity, ()),
 }
+BRANCHES = ("residual", "concat")
+"""Items that hold chains: ``residual(<body>)``, ``residual(<body>; <shortcut>)`` and
+``concat(<branch>; <branch>; ...)`` (branches separated by ``;``)."""
 _ALIASES = {"conv2d": "conv", "maxpool2d": "maxpool", "avgpool2d": "avgpool",
-            "batchnorm2d": "batchnorm", "bn": "batchnorm", "fc": "linear"}
+            "batchnorm2d": "batchnorm", "bn": "batchnorm", "fc": "linear",
+            "convtranspose": "convt", "convtranspose2d": "convt", "deconv": "convt",
+            "adaptiveavgpool": "avgpool_to", "gap": "globalavgpool", "swish": "silu",
+            "leaky_relu": "leakyrelu", "res": "residual", "cat": "concat"}
 LAYER_NAMES = tuple(_LAYERS)
 _MAX_NESTING = 4  # parentheses inside a value; padding needs 2
 _PAD_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -99,6 +145,10 @@ def _check(kind: str, name: str, v: Any) -> tuple[str, str] | None:
     if kind == "bool":
         return None if isinstance(v, bool) else (f"`{name}` must be true or false",
                                                  f"write {name}=false")
+    if kind == "resize":
+        if v in ("nearest", "bilinear"):
+            return None
+        return "`mode` must be 'nearest' or 'bilinear'", "write mode='bilinear'"
     if kind == "mode":
         if isinstance(v, str) and v in _PAD_MODES:
             return None
@@ -147,7 +197,7 @@ _TOKEN = re.compile(r"""
   | (?P<number>[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?(?![\w.]))
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<string>'[^'\n]*'|"[^"\n]*")
-  | (?P<punct>[(),=|])
+  | (?P<punct>[(),=|;])
 """, re.VERBOSE)
 
 
@@ -212,6 +262,7 @@ class _Item:
     start: int
     end: int
     args: dict[str, Any] = field(default_factory=dict)
+    branches: list[list[_Item]] = field(default_factory=list)  # residual, concat
 
 
 class _Parser:
@@ -243,16 +294,44 @@ class _Parser:
             if self.tok.kind == "end":
                 return volume, span, []
             self.take("punct", "|")
-        items = [self.item()]
-        while self.tok.kind != "end":
-            if self.tok.text != "|":
-                raise self.fail(self.tok, f"expected '|' between layers, found {self.tok.text!r}",
-                                "separate layers with |, e.g. 'conv(8, 5) | relu'")
-            self.i += 1
-            items.append(self.item())
-        return volume, span, items
+        return volume, span, self.chain(("end",))
 
-    def item(self) -> _Item:
+    def chain(self, stops: tuple[str, ...], depth: int = 0) -> list[_Item]:
+        """Items separated by ``|`` up to a token in ``stops`` (the end, or ``;``/``)``)."""
+        items = [self.item(depth)]
+        while not (self.tok.kind == "end" if "end" in stops else self.tok.text in stops):
+            if self.tok.text != "|":
+                got = "the end of the spec" if self.tok.kind == "end" else repr(self.tok.text)
+                if "end" in stops:
+                    raise self.fail(self.tok, f"expected '|' between layers, found {got}",
+                                    "separate layers with |, e.g. 'conv(8, 5) | relu'")
+                raise self.fail(self.tok, f"expected '|', ';' or ')' in a branch, found {got}",
+                                "write e.g. residual(conv(8, 3, padding=1) | relu)")
+            self.i += 1
+            items.append(self.item(depth))
+        return items
+
+    def branches(self, item: _Item, depth: int) -> None:
+        """``(<chain>; <chain>; ...)`` after residual or concat."""
+        if depth >= _MAX_NESTING:
+            raise self.fail(self.tok, f"branches nest more than {_MAX_NESTING} deep",
+                            "flatten the model, or build it in Python")
+        if not (self.tok.kind == "punct" and self.tok.text == "("):
+            raise _error(self.text, item.start, item.end, "spec",
+                         f"{item.name} needs its branches in parentheses",
+                         f"write e.g. {_EXAMPLES[item.name]}")
+        self.i += 1
+        item.branches.append(self.chain((";", ")"), depth + 1))
+        while self.tok.text == ";":
+            self.i += 1
+            item.branches.append(self.chain((";", ")"), depth + 1))
+        item.end = self.take("punct", ")").end
+        if item.name == "residual" and len(item.branches) > 2:
+            raise _error(self.text, item.start, item.end, "spec", "residual takes a body and at "
+                         "most one shortcut", "write residual(<body>) or residual(<body>; "
+                         "<shortcut>); use concat(...) to join more branches")
+
+    def item(self, depth: int = 0) -> _Item:
         tok = self.tok
         if tok.kind != "name":
             got = "nothing" if tok.kind == "end" or tok.text == "|" else repr(tok.text)
@@ -261,10 +340,16 @@ class _Parser:
                     "write a layer such as conv(8, 5) or relu, or remove the extra |")
             raise self.fail(tok, f"expected a layer name, found {got}", hint)
         name = _ALIASES.get(tok.text.lower(), tok.text.lower())
+        if name in BRANCHES:
+            self.i += 1
+            item = _Item(name, tok.start, tok.end)
+            self.branches(item, depth)
+            return item
         if name not in _LAYERS:
-            close = difflib.get_close_matches(tok.text.lower(), list(_LAYERS) + list(_ALIASES), 1)
+            close = difflib.get_close_matches(tok.text.lower(), list(_LAYERS) + list(_ALIASES)
+                                              + list(BRANCHES), 1)
             fix = (f"did you mean {_ALIASES.get(close[0], close[0])!r}? " if close else "") + \
-                "Known layers: " + ", ".join(_LAYERS)
+                "Known layers: " + ", ".join(_LAYERS) + "; branches: " + ", ".join(BRANCHES)
             raise self.fail(tok, f"unknown layer {tok.text!r}", fix)
         self.i += 1
         item = _Item(name, tok.start, tok.end)
@@ -372,7 +457,12 @@ class _Parser:
 
 _EXAMPLES = {"conv": "conv(8, 5, padding=2)", "relu": "relu", "maxpool": "maxpool(2)",
              "avgpool": "avgpool(2)", "flatten": "flatten", "linear": "linear(10)",
-             "batchnorm": "batchnorm", "dropout": "dropout(0.5)"}
+             "batchnorm": "batchnorm", "dropout": "dropout(0.5)",
+             "convt": "convt(16, 2, stride=2)", "upsample": "upsample(2, mode='bilinear')",
+             "avgpool_to": "avgpool_to(1)", "leakyrelu": "leakyrelu(0.1)",
+             "residual": "residual(conv(16, 3, padding=1) | batchnorm | relu)",
+             "concat": "concat(identity; conv(8, 1))"}
+_EXAMPLES.update({k: k for k in _LAYERS if k not in _EXAMPLES})
 
 
 # --------------------------------------------------------------------------- volumes

@@ -57,7 +57,7 @@ def load_model(path: str) -> Any:
             "explain", f"{path} looks like a saved model, but this installation cannot load "
             f"models (convscope.io is unavailable: {exc})",
             "explain a spec string instead")) from None
-    return io.load(path)
+    return io.load_model(path)
 
 
 def run(args: argparse.Namespace) -> int:

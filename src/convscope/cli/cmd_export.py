@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..interop import export_onnx
-    from ..io import load
+    from ..io import load_model as load
 
     model = load(args.model)
     path = export_onnx(model, args.out, opset=args.opset)

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..data import load_image
-    from ..io import load
+    from ..io import load_model as load
     from ..train import predict_proba
 
     model = load(args.model)

@@ -43,6 +43,7 @@ class Source:
     shape: Shape
     dtype: str
     value: np.ndarray | None = field(default=None, repr=False)  # constants only
+    trainable: bool = False  # a parameter (learned), not a buffer
 
 
 @dataclass

@@ -120,6 +120,8 @@ class GraphModule(Module):
                 if value is None:
                     raise FileFormatError(message("graph", f"the parameter {name!r} the graph "
                                                   "reads is missing", "save the whole model"))
+                if src.trainable and not isinstance(value, Parameter):
+                    value = Parameter(np.asarray(value))
                 self._place_param(name, value)
 
     def _container(self, path: str) -> Module:
@@ -204,8 +206,8 @@ def to_json(graph: Graph) -> str:
                                  "fix the model first", str(graph.failure.error)))
     data = {
         "format": GRAPH_FORMAT,
-        "sources": [{"name": s.name, "kind": s.kind, "shape": list(s.shape), "dtype": s.dtype}
-                    for s in graph.sources.values()],
+        "sources": [{"name": s.name, "kind": s.kind, "shape": list(s.shape), "dtype": s.dtype,
+                     "trainable": s.trainable} for s in graph.sources.values()],
         "nodes": [{"name": n.name, "op": n.op, "kind": n.kind, "inputs": list(n.inputs),
                    "target": n.target, "attrs": n.attrs, "layer": n.layer, "path": n.path,
                    "shape": list(n.shape), "dtype": n.dtype} for n in graph.nodes],
@@ -242,7 +244,7 @@ def from_json(text: str, constants: dict[str, np.ndarray] | None = None) -> Grap
                 if value is None:
                     raise _bad(f"the constant {s['name']!r} is missing from the file")
             sources[s["name"]] = Source(str(s["name"]), kind, tuple(int(v) for v in s["shape"]),
-                                        str(s["dtype"]), value)
+                                        str(s["dtype"]), value, bool(s.get("trainable")))
         nodes: list[Node] = []
         known = set(sources)
         built: dict[str, Module] = {}

@@ -91,9 +91,12 @@ class _Recorder:
         self.keep.append(obj)
 
     def source(self, name: str, kind: str, value: np.ndarray, obj: Any) -> str:
+        from ..nn.module import Parameter
+
         arr = np.asarray(value)
         self.sources[name] = Source(name, kind, tuple(arr.shape), str(arr.dtype),
-                                    arr.copy() if kind == "constant" else None)
+                                    arr.copy() if kind == "constant" else None,
+                                    isinstance(obj, Parameter))
         self._bind(obj, name)
         if self.keep_values:
             self.values[name] = arr

@@ -1,5 +1,7 @@
 """Layers and containers with PyTorch's names: ``cs.nn.Conv2d(3, 8, 5, padding=2)``."""
 
+from . import init as init
+from . import utils as utils
 from .activation import ELU as ELU
 from .activation import GELU as GELU
 from .activation import Hardsigmoid as Hardsigmoid
@@ -12,6 +14,8 @@ from .activation import Sigmoid as Sigmoid
 from .activation import SiLU as SiLU
 from .activation import Softmax as Softmax
 from .activation import Tanh as Tanh
+from .containers import ModuleDict as ModuleDict
+from .containers import ModuleList as ModuleList
 from .layers import (
     AvgPool2d as AvgPool2d,
 )
@@ -39,6 +43,13 @@ from .layers import (
 from .layers import (
     ReLU as ReLU,
 )
+from .loss import BCEWithLogitsLoss as BCEWithLogitsLoss
+from .loss import CrossEntropyLoss as CrossEntropyLoss
+from .loss import L1Loss as L1Loss
+from .loss import MSELoss as MSELoss
+from .loss import NLLLoss as NLLLoss
+from .branches import Concat as Concat
+from .branches import Residual as Residual
 from .module import Module as Module
 from .module import Parameter as Parameter
 from .module import Sequential as Sequential
@@ -47,11 +58,14 @@ from .spatial import ConvTranspose2d as ConvTranspose2d
 from .spatial import Dropout2d as Dropout2d
 from .spatial import Upsample as Upsample
 
-__all__ = ["Module", "Parameter", "Sequential", "Conv2d", "ReLU", "MaxPool2d", "AvgPool2d",
-           "Flatten", "Linear", "BatchNorm2d", "Dropout", "Identity"]
+
+__all__ = ["Module", "Parameter", "Sequential", "Residual", "Concat", "Conv2d", "ReLU",
+           "MaxPool2d", "AvgPool2d", "Flatten", "Linear", "BatchNorm2d", "Dropout", "Identity"]
 __all__ += ["LeakyReLU", "ReLU6", "Hardtanh", "Sigmoid", "Tanh", "GELU", "SiLU", "Hardswish",
             "Hardsigmoid", "ELU", "Softmax", "LogSoftmax", "ConvTranspose2d", "AdaptiveAvgPool2d",
             "Upsample", "Dropout2d"]
+__all__ += ["ModuleList", "ModuleDict", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss",
+            "BCEWithLogitsLoss", "init", "utils"]
 
 
 def layer_for_op(op: str) -> type | None:

@@ -59,7 +59,7 @@ def load_model(model: Any, seed: int = 0) -> tuple[Module, str | None]:
     if isinstance(model, Module):
         return model, getattr(model, "viz_note", None)
     if isinstance(model, os.PathLike) or (isinstance(model, str) and _looks_like_path(model)):
-        from ..io import load  # the safetensors reader, only when a file is named
+        from ..io import load_model as load  # the safetensors reader, only when a file is named
 
         return load(model), None
     if not isinstance(model, str):
