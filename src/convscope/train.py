@@ -29,6 +29,7 @@ from . import optim as optim_mod
 from .errors import ArgumentError, ArgumentTypeError, DataError, FileFormatError, message
 from .nn import Dropout, Sequential
 from .tensor import Tensor, no_grad
+from .transforms.augment import augmenter, parse_augment
 
 __all__ = ["fit", "evaluate", "predict_proba", "History"]
 
@@ -158,6 +159,7 @@ def fit(
     progress: TextIO | None = sys.stderr,
     splits: Sequence[Any] | None = None,
     size: Any = None,
+    augment: Any = None,
 ) -> History:
     """Train ``model`` with cross-entropy and report accuracy on held-out data.
 
@@ -179,6 +181,11 @@ def fit(
         warm-up, Tiny VGG on ``shapes`` stalls at chance from lr 2e-3 up (dead ReLUs); with
         it, both digits and shapes train faster than at PyTorch's usual 1e-3 (see
         ``benchmarks/training.md``).
+    augment : str or list of str, optional
+        Random changes to the training images, drawn anew each epoch: ``"flip"``,
+        ``"crop"``, ``"jitter"`` (see :mod:`convscope.transforms.augment`), e.g.
+        ``"flip,crop"``. Validation and test images are left as they are. The draws come
+        from a generator seeded by ``(seed, epoch)``, so resuming stays bit-identical.
 
     Returns
     -------
@@ -202,6 +209,7 @@ def fit(
             )
         )
     _check_fit_arguments(model, data, seed, warmup_epochs)
+    augment_names = parse_augment(augment)
     ds = (
         data_mod.load_dataset(data, size=size, seed=seed) if isinstance(data, (str, Path)) else data
     )
@@ -240,6 +248,12 @@ def fit(
             )
         if ckpt.exists():
             arrays, meta = load_file(ckpt)
+            if meta.get("augment", "") != ",".join(augment_names):
+                raise ArgumentError(message(
+                    "fit", f"the run in {run} was trained with augment="
+                    f"{meta.get('augment') or 'none'!r}; resuming needs the same augmentation",
+                    "pass the same augment (--augment) as the interrupted run, or start a new "
+                    "run folder", f"augment={','.join(augment_names) or 'none'!r}"))
             try:
                 model.load_state_dict(
                     {k[6:]: v for k, v in arrays.items() if k.startswith("model.")}
@@ -263,12 +277,17 @@ def fit(
         model.train()
         _reseed_dropout(model, seed, epoch)
         rng = np.random.default_rng([seed, epoch])
+        # [seed, epoch, 0, 1]: a stream no batch-order or dropout key ([seed, epoch, i]) equals
+        augment_batch = augmenter(augment_names, train.images.shape[1:],
+                                  np.random.default_rng([seed, epoch, 0, 1]))
         tic, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
         for b, (xb, yb) in enumerate(data_mod.batches(train, batch_size, shuffle=True, rng=rng), 1):
             step = (epoch - 1) * steps_per_epoch + b
             opt.lr = (
                 lr * min(1.0, step / (warmup_epochs * steps_per_epoch)) if warmup_epochs else lr
             )
+            if augment_batch is not None:
+                xb = augment_batch(xb)
             logits = model(Tensor._wrap(np.ascontiguousarray(xb, dtype=np.float32)))
             loss = F.cross_entropy(logits, yb)
             opt.zero_grad()
@@ -302,7 +321,8 @@ def fit(
             save_file(
                 ckpt,
                 _checkpoint_arrays(model, opt),
-                {"epoch": str(epoch), "history": json.dumps(history.epochs), "seed": str(seed)},
+                {"epoch": str(epoch), "history": json.dumps(history.epochs), "seed": str(seed),
+                 "augment": ",".join(augment_names)},
             )
     history.seconds = time.perf_counter() - t0
     if len(test):
@@ -324,6 +344,7 @@ def fit(
                 "batch_size": batch_size,
                 "lr": lr,
                 "optimizer": optimizer,
+                "augment": list(augment_names),
             },
         )
         try:

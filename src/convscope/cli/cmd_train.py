@@ -15,6 +15,7 @@ examples:
       --model "64x64x3 | conv(10, 3) | relu | conv(10, 3) | relu | maxpool(2) \\
                | conv(10, 3) | relu | conv(10, 3) | relu | maxpool(2) | flatten | linear(10)"
   convscope train --data path/to/folder --model "..." --out runs/mine --resume
+  convscope train --data shapes --model "..." --out runs/aug --augment flip,crop
 
 DATA is 'digits' (8x8x1, needs scikit-learn), 'shapes' (generated 64x64x3, 10 classes) or a \
 folder with one subfolder of images per class. Images are resized to the model's input volume. \
@@ -43,6 +44,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue from RUN/checkpoint.safetensors (the last complete epoch)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--augment", metavar="LIST", default=None,
+                   help="random changes to the training images, new each epoch: flip, crop, "
+                        "jitter, comma-separated (e.g. --augment flip,crop)")
     p.set_defaults(func=run)
 
 
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
           f"({', '.join(ds.classes[:10])}{', ...' if len(ds.classes) > 10 else ''})", flush=True)
     history = fit(model, ds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                   optimizer=args.optimizer, seed=args.seed, out=args.out, resume=args.resume,
-                  progress=None if args.quiet else sys.stderr)
+                  progress=None if args.quiet else sys.stderr, augment=args.augment)
     acc = history.test_accuracy
     print(f"test accuracy {acc * 100:.1f}% on the held-out split" if acc is not None else
           "no test split (too few images)")
