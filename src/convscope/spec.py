@@ -29,14 +29,12 @@ the layer table); nothing in it is ever evaluated as Python.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from . import shapes
-from .errors import ConvscopeError, ShapeError, SpecError, message
+from .errors import ConvscopeError, SpecError, message
 from .nn import (
     GELU,
     AdaptiveAvgPool2d,
