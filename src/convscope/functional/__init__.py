@@ -35,6 +35,12 @@ from .conv import conv2d_at as conv2d_at
 from .conv import max_pool2d_at as max_pool2d_at
 from .dense import cross_entropy, flatten, linear, mse_loss, relu
 from .join import add, cat, stack
+from .loss import (
+    binary_cross_entropy_with_logits,
+    cross_entropy,  # noqa: F811  (PyTorch's options; plain calls run dense's)
+    l1_loss,
+    nll_loss,
+)
 from .noise import dropout2d
 from .norm import batch_norm, dropout
 from .resample import adaptive_avg_pool2d, interpolate
@@ -73,3 +79,4 @@ __all__ = [
     "stack",
     "add",
 ]
+__all__ += ["nll_loss", "l1_loss", "binary_cross_entropy_with_logits"]
