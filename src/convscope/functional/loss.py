@@ -145,9 +145,9 @@ def _finish(per_row: np.ndarray, reduction: str, denom: Any, out_shape: tuple[in
     if reduction == "sum":
         return np.asarray(per_row.sum(), per_row.dtype), np.ones_like(per_row)
     denom = per_row.dtype.type(denom)
-    with np.errstate(**_QUIET):  # nothing counted: NaN, as PyTorch
+    with np.errstate(**_QUIET):  # nothing counted: a NaN loss and zero gradients, as PyTorch
         return (np.asarray(per_row.sum() / denom, per_row.dtype),
-                np.full_like(per_row, 1 / denom))
+                np.full_like(per_row, 1 / denom if denom else 0))
 
 
 @traced("cross_entropy")
