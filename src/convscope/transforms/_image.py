@@ -7,7 +7,10 @@ An image is one of
   tensor images (uint8 in [0, 255] or float in [0, 1]);
 - a :class:`convscope.Tensor` of the same layout.
 
-Each transform gives back the kind it was given.
+Each transform gives back the kind it was given. A 3-D array whose last axis has 3 or 4
+values and whose first has more than 4 is taken for an (H, W, C) picture and refused with
+the fix (``ToTensor()``, or ``arr.transpose(2, 0, 1)``): treated as (C, H, W) it would be
+cropped and flipped along the wrong axes without a word.
 """
 
 from __future__ import annotations

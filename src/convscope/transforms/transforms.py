@@ -1,7 +1,8 @@
 """The transform classes, as ``torchvision.transforms``.
 
-Random transforms draw from their ``generator=`` (a :class:`convscope.Generator` or a
-``np.random.Generator``), or, without one, from the default generator that
+Random transforms draw from their ``generator=`` (a :class:`convscope.Generator`, a
+``np.random.Generator``, or an int seed for a generator of their own), or, without one,
+from the default generator that
 :func:`convscope.manual_seed` seeds: ``cs.manual_seed(0)`` makes an augmentation pipeline
 repeatable. The sampling algorithms are torchvision's; the random numbers are NumPy's, so
 a seed does not give the same crops as in PyTorch.
