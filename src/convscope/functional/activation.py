@@ -2,7 +2,10 @@
 
 Each keeps PyTorch's value and its gradient convention at the kinks (the gradient of
 ``relu6`` at 0 and 6 is 0, of ``hardswish`` at -3 is 0 and at 3 is 1, ...), and lets NaN
-and infinities through as PyTorch does, without NumPy warnings. ``inplace=`` arguments are
+and infinities through as PyTorch does, without NumPy warnings. At a NaN input the
+gradient is that of PyTorch's vectorised CPU kernels (NaN for ``hardswish`` and ``elu``, 0
+for ``relu6``, ``hardtanh`` and ``hardsigmoid``, the slope for ``leaky_relu``); PyTorch's
+scalar loop for the last few values of a tensor differs there for some of them. ``inplace=`` arguments are
 accepted for PyTorch code and ignored: convscope never overwrites an input.
 
 >>> import convscope as cs
@@ -107,7 +110,7 @@ def hardswish(input: Any, inplace: bool = False) -> Tensor:
     """``x * min(max(x + 3, 0), 6) / 6`` (MobileNetV3's); gradient 0 at -3 and 1 at 3."""
     return _unary(
         input, "hardswish", lambda x: x * np.minimum(np.maximum(x + 3, 0), 6) / 6,
-        lambda g, x: np.where(x <= -3, 0, np.where(x < 3, g * (x / 3 + 0.5), g)),
+        lambda g, x: np.where(x <= -3, 0, np.where(x >= 3, g, g * (x / 3 + 0.5))),
     )
 
 
@@ -185,7 +188,7 @@ def elu(input: Any, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """``x`` where ``x > 0``, else ``alpha * (e^x - 1)``; the gradient at 0 is ``alpha``."""
     a = _number(alpha, "alpha", "elu")
     return _unary(input, "elu", lambda x: np.where(x <= 0, np.expm1(x) * a, x),
-                  lambda g, x: np.where(x <= 0, g * a * np.exp(x), g))
+                  lambda g, x: np.where(x > 0, g, g * a * np.exp(x)))
 
 
 # --------------------------------------------------------------------------- softmax

@@ -40,18 +40,18 @@ def _scale32(size, out, scale):
     return np.float32(size) / np.float32(out)
 
 
-def nearest_index(size, out, scale, exact=False):
+def nearest_index(size, out, scale, exact=False, shortcuts=True):
     """Source cell of every output cell along one axis, int64 of shape ``(out,)``.
 
     ``'nearest'`` (PyTorch's legacy rule): ``floor(i * s)`` in float32, with ``s = 1 / scale``
-    or ``in / out``; an output of the input's size or twice it copies (``i``, ``i // 2``)
-    whatever the scale. ``'nearest-exact'``: ``floor((i + 0.5) * s)``. Both capped at
-    ``in - 1``.
+    or ``in / out``; with ``shortcuts`` (PyTorch's 2-D kernel; its 1-D one has none), an
+    output of the input's size or twice it copies (``i``, ``i // 2``) whatever the scale.
+    ``'nearest-exact'``: ``floor((i + 0.5) * s)``. Both capped at ``in - 1``.
     """
     i = np.arange(out, dtype=np.int64)
-    if not exact and out == size:
+    if shortcuts and not exact and out == size:
         return i
-    if not exact and out == 2 * size:
+    if shortcuts and not exact and out == 2 * size:
         return i >> 1
     s = _scale32(size, out, scale)
     if exact:  # (i + 0.5) * s in double, rounded to float, then floored (floorf of a double)
@@ -125,7 +125,8 @@ def _plans(in_size, out_size, mode, align_corners, scales, dtype):
     scales = scales or (None,) * len(out_size)
     sizes = zip(in_size, out_size, scales, strict=True)
     if mode in ("nearest", "nearest-exact"):
-        return [nearest_index(n, o, s, mode == "nearest-exact") for n, o, s in sizes]
+        exact, shortcuts = mode == "nearest-exact", len(out_size) > 1
+        return [nearest_index(n, o, s, exact, shortcuts) for n, o, s in sizes]
     return [linear_plan(n, o, s, align_corners, dtype) for n, o, s in sizes]
 
 

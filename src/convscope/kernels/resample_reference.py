@@ -23,16 +23,17 @@ __all__ = [
 ]
 
 
-def _sources(j, size, out, scale, mode, align_corners, dtype):
-    """``[(source cell, weight), ...]`` of output cell ``j`` along one axis."""
+def _sources(j, size, out, scale, mode, align_corners, dtype, dims):
+    """``[(source cell, weight), ...]`` of output cell ``j`` along one axis of ``dims``."""
     f32 = np.float32
     if mode in ("nearest", "nearest-exact"):
         s = f32(1.0 / scale) if scale is not None else f32(size) / f32(out)
-        if mode == "nearest":
+        if mode == "nearest" and dims == 2:  # PyTorch's 2-D kernel copies or halves here
             if out == size:
                 return [(j, 1.0)]
             if out == 2 * size:
                 return [(j // 2, 1.0)]
+        if mode == "nearest":
             src = math.floor(f32(j) * s)  # float32 product, as C's `floorf(j * scale)`
         else:
             src = math.floor(f32((j + 0.5) * float(s)))  # double product, rounded to float
@@ -59,7 +60,7 @@ def _sources(j, size, out, scale, mode, align_corners, dtype):
 def _table(in_size, out_size, mode, align_corners, scales, dtype):
     scales = scales or (None,) * len(out_size)
     return [
-        [_sources(j, n, o, s, mode, align_corners, dtype) for j in range(o)]
+        [_sources(j, n, o, s, mode, align_corners, dtype, len(out_size)) for j in range(o)]
         for n, o, s in zip(in_size, out_size, scales, strict=True)
     ]
 
