@@ -14,6 +14,8 @@ from .activation import Sigmoid as Sigmoid
 from .activation import SiLU as SiLU
 from .activation import Softmax as Softmax
 from .activation import Tanh as Tanh
+from .branches import Concat as Concat
+from .branches import Residual as Residual
 from .containers import ModuleDict as ModuleDict
 from .containers import ModuleList as ModuleList
 from .layers import (
@@ -48,8 +50,6 @@ from .loss import CrossEntropyLoss as CrossEntropyLoss
 from .loss import L1Loss as L1Loss
 from .loss import MSELoss as MSELoss
 from .loss import NLLLoss as NLLLoss
-from .branches import Concat as Concat
-from .branches import Residual as Residual
 from .module import Module as Module
 from .module import Parameter as Parameter
 from .module import Sequential as Sequential
@@ -57,7 +57,6 @@ from .spatial import AdaptiveAvgPool2d as AdaptiveAvgPool2d
 from .spatial import ConvTranspose2d as ConvTranspose2d
 from .spatial import Dropout2d as Dropout2d
 from .spatial import Upsample as Upsample
-
 
 __all__ = ["Module", "Parameter", "Sequential", "Residual", "Concat", "Conv2d", "ReLU",
            "MaxPool2d", "AvgPool2d", "Flatten", "Linear", "BatchNorm2d", "Dropout", "Identity"]
