@@ -275,3 +275,67 @@ def test_dropout2d_behaves_as_pytorch():
             F.dropout2d(x, bad)
     np.testing.assert_array_equal(F.dropout2d(x, 0.5, training=False).numpy(),
                                   TF.dropout2d(torch.tensor(x), 0.5, training=False).numpy())
+
+
+# --------------------------------------------------------------------------- layers
+LAYER_PAIRS = [  # (convscope layer, PyTorch layer, input shape)
+    (lambda: cs.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2),
+     lambda: torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2),
+     (2, 4, 5, 6)),
+    (lambda: cs.nn.ConvTranspose2d(3, 2, (2, 3), dilation=(3, 1), output_padding=(2, 0),
+                                   bias=False),
+     lambda: torch.nn.ConvTranspose2d(3, 2, (2, 3), dilation=(3, 1), output_padding=(2, 0),
+                                      bias=False), (3, 4, 4)),
+    (lambda: cs.nn.AdaptiveAvgPool2d((3, None)), lambda: torch.nn.AdaptiveAvgPool2d((3, None)),
+     (2, 3, 7, 5)),
+    (lambda: cs.nn.Upsample(scale_factor=2.5, mode="bilinear"),
+     lambda: torch.nn.Upsample(scale_factor=2.5, mode="bilinear"), (1, 2, 3, 5)),
+    (lambda: cs.nn.Upsample(size=(4, 9)), lambda: torch.nn.Upsample(size=(4, 9)), (1, 2, 3, 5)),
+    (lambda: cs.nn.Softmax(), lambda: torch.nn.Softmax(), (2, 3, 4, 4)),
+    (lambda: cs.nn.Softmax(), lambda: torch.nn.Softmax(), (3, 4, 4)),
+    (lambda: cs.nn.LogSoftmax(), lambda: torch.nn.LogSoftmax(), (5, 7)),
+    (lambda: cs.nn.LeakyReLU(0.3), lambda: torch.nn.LeakyReLU(0.3), (2, 3, 4)),
+    (lambda: cs.nn.ReLU6(), lambda: torch.nn.ReLU6(), (2, 3, 4)),
+    (lambda: cs.nn.Hardtanh(-0.5, 2.0), lambda: torch.nn.Hardtanh(-0.5, 2.0), (2, 3, 4)),
+    (lambda: cs.nn.Sigmoid(), lambda: torch.nn.Sigmoid(), (2, 3, 4)),
+    (lambda: cs.nn.Tanh(), lambda: torch.nn.Tanh(), (2, 3, 4)),
+    (lambda: cs.nn.GELU("tanh"), lambda: torch.nn.GELU("tanh"), (2, 3, 4)),
+    (lambda: cs.nn.SiLU(), lambda: torch.nn.SiLU(), (2, 3, 4)),
+    (lambda: cs.nn.Hardswish(), lambda: torch.nn.Hardswish(), (2, 3, 4)),
+    (lambda: cs.nn.Hardsigmoid(), lambda: torch.nn.Hardsigmoid(), (2, 3, 4)),
+    (lambda: cs.nn.ELU(0.5), lambda: torch.nn.ELU(0.5), (2, 3, 4)),
+    (lambda: cs.nn.Dropout2d(0.5).eval(), lambda: torch.nn.Dropout2d(0.5).eval(), (2, 3, 4, 4)),
+]
+
+
+@pytest.mark.parametrize("make_cs,make_torch,shape", LAYER_PAIRS,
+                         ids=[f"{i}" for i in range(len(LAYER_PAIRS))])
+def test_layers_match_pytorch_with_its_weights(make_cs, make_torch, shape):
+    ours, theirs = make_cs().double(), make_torch().double()
+    ours.load_state_dict(theirs.state_dict())  # the same names and shapes
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert repr(ours).split("(")[0] == repr(theirs).split("(")[0]
+    x = np.random.default_rng(1).standard_normal(shape)
+    rtol = 1e-7 if isinstance(ours, cs.nn.Hardsigmoid) else 1e-11  # PyTorch's float32 1/6
+    agree(both(ours, theirs, x), 1, rtol=rtol, atol=1e-11)
+
+
+def test_conv_transpose_output_size_and_init_as_pytorch():
+    ours = cs.nn.ConvTranspose2d(3, 4, 3, stride=3, padding=1, seed=0).double()
+    theirs = torch.nn.ConvTranspose2d(3, 4, 3, stride=3, padding=1).double()
+    ours.load_state_dict(theirs.state_dict())
+    x = np.random.default_rng(2).standard_normal((1, 3, 4, 4))
+    for size in ((10, 10), (11, 12), (1, 4, 12, 10)):
+        want = theirs(torch.tensor(x), output_size=size).detach().numpy()
+        np.testing.assert_allclose(ours(cs.tensor(x), output_size=size).numpy(), want,
+                                   rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError):
+        theirs(torch.tensor(x), output_size=(13, 10))
+    with pytest.raises(ConvscopeError):
+        ours(cs.tensor(x), output_size=(13, 10))
+    # the same initial distribution: uniform in +-1/sqrt(out_channels/groups * kH * kW)
+    torch.manual_seed(0)
+    big_t = torch.nn.ConvTranspose2d(64, 32, 3).weight.detach().numpy()
+    big_c = cs.nn.ConvTranspose2d(64, 32, 3, seed=0).weight.numpy()
+    assert abs(np.abs(big_t).max() - np.abs(big_c).max()) < 1e-3
+    assert abs(big_t.std() - big_c.std()) < 2e-3

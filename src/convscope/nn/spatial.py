@@ -223,7 +223,7 @@ class AdaptiveAvgPool2d(Module):
     def __init__(self, output_size: Any) -> None:
         super().__init__()
         shapes.adaptive_out(output_size, (1, 1), "AdaptiveAvgPool2d")  # type and sign
-        self.output_size = output_size
+        self.output_size = tuple(output_size) if isinstance(output_size, list) else output_size
 
     @property
     def label(self) -> str:
@@ -293,6 +293,7 @@ class Upsample(Module):
                                  for v in scale_factor)
         elif isinstance(scale_factor, numbers.Real) and not isinstance(scale_factor, bool):
             scale_factor = float(scale_factor)
+        size = tuple(size) if isinstance(size, list) else size
         self.size, self.scale_factor, self.mode = size, scale_factor, mode
         self.align_corners, self.recompute_scale_factor = align_corners, recompute_scale_factor
 
