@@ -45,7 +45,7 @@ from typing import Any
 
 from ..errors import FileFormatError, message
 from ..nn import Sequential
-from .onnx_export import require_onnx
+from .onnx_common import require_onnx
 from .onnx_graph import SUPPORTED_OPS, GraphChain, check_tensor, type_name
 
 __all__ = ["load_onnx", "SUPPORTED_OPS", "MAX_ONNX_BYTES"]

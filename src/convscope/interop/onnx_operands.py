@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConvscopeError, FileFormatError, message
 from ..nn import Module
-from .onnx_export import require_onnx
+from .onnx_common import require_onnx
 
 __all__ = ["NodeReader", "check_tensor", "type_name"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .onnx_export import pad_indices
+from .onnx_common import pad_indices
 from .onnx_fold import FoldError, slice_positions
 from .onnx_operands import NodeReader
 
