@@ -86,7 +86,7 @@ def _mistakes(tmp_path: Path, image: Path) -> list[tuple[list[str], str]]:
         (["explain", "64x64x3 | conv(8, 70)"], "the 70x70 kernel is larger than the padded"),
         (["explain", SLIP, "--expect", "64x64"], "--expect: '64x64' is not a volume"),
         (["explain", SLIP, "--input", "64x64"], "the input volume needs three numbers"),
-        (["explain"], "explain: the following arguments are required: SPEC"),
+        (["explain"], "explain: the following arguments are required: MODEL"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["apply", str(tmp_path / "missing.png")], "missing.png"),
         (["apply", str(tmp_path)], str(tmp_path)),

@@ -72,7 +72,7 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
         (["explain", "{empty}"], r"empty holds no model\.safetensors"),
         (["explain", "{bare}"], r"bare\.safetensors is a safetensors file but not a convscope"),
         (["explain", "8x8x3 | conv(8, 99)"], r"the 99x99 kernel is larger than the padded input"),
-        (["explain"], r"the following arguments are required: SPEC"),
+        (["explain"], r"the following arguments are required: MODEL"),
     ],
     "apply": [
         (["apply", "{missing}"], r"missing\.png': the file does not exist"),
@@ -192,6 +192,14 @@ CASES["receptive"].append((["receptive", "{good}", "{img}", "--layer", "0", "--a
                            r"channel 5 is out of range"))
 CASES["saliency"].append((["saliency", "{good}", "{img}", "--target", "zebra"],
                           r"there is no class 'zebra'"))
+CASES["evaluate"] = [
+    (["evaluate", "{missing_model}", "{oneclass}"], r"no such file: .*missing\.safetensors"),
+    (["evaluate", "{bare}", "{oneclass}"], r"not a convscope model"),
+    (["evaluate", "{good}", "{T}/nope"], r"nope'\): the folder does not exist"),
+    (["evaluate", "{good}", "{empty}"], r"empty'\): the folder has no class subfolders"),
+    (["evaluate", "{good}", "{loose}"], r"no class subfolders"),
+    (["evaluate", "{good}"], r"the following arguments are required: FOLDER"),
+]
 CASES["curves"] = [
     (["curves", "{missing}"], r"no metrics file at .*missing\.png"),
     (["curves", "{empty}"], r"no metrics file at .*empty/metrics\.json"),

@@ -119,7 +119,7 @@ def test_conv_padding_modes_match_pytorch(mode):
     rng = np.random.default_rng(0)
     ours = cs.nn.Conv2d(3, 4, 3, padding=(1, 2), padding_mode=mode, seed=0).double()
     theirs = torch.nn.Conv2d(3, 4, 3, padding=(1, 2), padding_mode=mode).double()
-    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    theirs.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in ours.state_dict().items()})
     x = rng.standard_normal((2, 3, 5, 6))
     xc, xt = _both(x)
     yc, yt = ours(xc), theirs(xt)
@@ -196,7 +196,7 @@ def test_float32_model_matches_pytorch_within_the_error_bound():
               torch.nn.Conv2d(8, 16, 5, padding=2), torch.nn.ReLU(), torch.nn.AvgPool2d(2),
               torch.nn.Flatten(), torch.nn.Linear(4096, 10)]
     tmodel = torch.nn.Sequential(*layers)
-    tmodel.load_state_dict({k: torch.tensor(v) for k, v in model.state_dict().items()})
+    tmodel.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in model.state_dict().items()})
     x = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
     y = model(x).numpy()
     yt = tmodel(torch.tensor(x)).detach().numpy()

@@ -32,8 +32,13 @@ def register(subparsers: Any) -> None:
                                           "with a progress bar and a validation pass per epoch.",
                               epilog=EPILOG)
     p.add_argument("--data", required=True, help="digits, shapes, or a folder of class folders")
-    p.add_argument("--model", required=True, metavar="SPEC",
-                   help="a model spec starting with its input volume, e.g. '64x64x3 | conv(...)'")
+    p.add_argument("--model", required=True, metavar="MODEL",
+                   help="a model spec starting with its input volume, e.g. '64x64x3 | "
+                        "conv(...)', or a zoo name: resnet18, resnet34, mobilenet_v2, lenet5, "
+                        "tiny_vgg (fresh weights; one output per class of the data)")
+    p.add_argument("--input", metavar="HxWxD", default=None,
+                   help="the input volume images are resized to (default: the spec's, or the "
+                        "zoo model's: 224x224x3 for resnet18)")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder to write")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=16)
@@ -55,9 +60,15 @@ def run(args: argparse.Namespace) -> int:
     from ..spec import parse
     from ..train import fit
 
-    model = parse(args.model, seed=args.seed)
-    c, h, w = model.input_shape
-    ds = data_mod.load_dataset(args.data, size=(h, w), channels=c, seed=args.seed)
+    from .. import models
+
+    if models.is_zoo_name(args.model):
+        model, ds = _zoo_model(args, data_mod)
+        c, h, w = model.input_shape
+    else:
+        model = parse(args.model, seed=args.seed, input_shape=args.input)
+        c, h, w = model.input_shape
+        ds = data_mod.load_dataset(args.data, size=(h, w), channels=c, seed=args.seed)
     if ds.images.shape[1:] != (c, h, w):
         from ..errors import DataError, message
         raise DataError(message("train", f"the data is {ds.images.shape[2]}x{ds.images.shape[3]}"
@@ -75,3 +86,29 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}/model.safetensors, metrics.json, curves.png "
           f"({history.seconds:.1f}s)")
     return 0
+
+
+def _zoo_model(args: argparse.Namespace, data_mod: Any) -> tuple[Any, Any]:
+    """A zoo model with one output per class of the data, at the requested input volume."""
+    from .. import models
+    from ..errors import ArgumentError, message
+    from ..spec import as_volume
+
+    name = args.model.strip().lower().replace("-", "_")
+    if name == "unet":
+        raise ArgumentError(message("train", "unet is a segmentation model (one map per "
+                                    "class), and `convscope train` trains classifiers",
+                                    "train it in Python with a per-pixel loss, or pick "
+                                    "resnet18, mobilenet_v2, lenet5 or tiny_vgg",
+                                    f"--model {args.model}"))
+    default = models.get(name, seed=0).input_shape
+    c, h, w = as_volume(args.input, "--input") if args.input else default
+    ds = data_mod.load_dataset(args.data, size=(h, w), channels=c, seed=args.seed)
+    kwargs: dict[str, Any] = {"num_classes": len(ds.classes), "seed": args.seed}
+    if name in ("lenet5", "tiny_vgg"):
+        kwargs["input_shape"] = (c, h, w)
+    else:
+        kwargs["in_channels"] = c
+    model = models.get(name, **kwargs)
+    model.input_shape = (c, h, w)
+    return model, ds

@@ -35,27 +35,27 @@ TINY_VGG = ("64x64x3 | conv(10, 3) | relu | conv(10, 3) | relu | maxpool(2) | co
             " | conv(10, 3) | relu | maxpool(2) | flatten | linear({n})")
 
 
-def _chain(name: str, text: str, num_classes: int, seed: Any) -> Sequential:
+def _chain(name: str, text: str, num_classes: int, seed: Any, input_shape: Any) -> Sequential:
     from ..spec import parse
     from ._init import remember
 
-    model = parse(text.format(n=num_classes), seed=seed)
+    model = parse(text.format(n=num_classes), seed=seed, input_shape=input_shape)
     remember(model, name, num_classes=num_classes)
     return model
 
 
-def lenet5(num_classes: int = 10, seed: Any = None) -> Sequential:
+def lenet5(num_classes: int = 10, seed: Any = None, input_shape: Any = None) -> Sequential:
     """LeNet-5 as in PyTorch's tutorials (32x32x1 input, ReLU and max pooling): a spec chain.
 
     >>> lenet5(seed=0).spec.split(" | ")[:3]
     ['32x32x1', 'conv(6, 5)', 'relu']
     """
-    return _chain("lenet5", LENET5, num_classes, seed)
+    return _chain("lenet5", LENET5, num_classes, seed, input_shape)
 
 
-def tiny_vgg(num_classes: int = 10, seed: Any = None) -> Sequential:
+def tiny_vgg(num_classes: int = 10, seed: Any = None, input_shape: Any = None) -> Sequential:
     """CNN Explainer's Tiny VGG (64x64x3 input, four 3x3 convs of 10 kernels): a spec chain."""
-    return _chain("tiny_vgg", TINY_VGG, num_classes, seed)
+    return _chain("tiny_vgg", TINY_VGG, num_classes, seed, input_shape)
 
 
 _ZOO: dict[str, Callable[..., Module]] = {
