@@ -4,8 +4,8 @@ All of them are *separable*: a 2-D resampling is a 1-D resampling of the rows fo
 one of the columns. Each axis gets a small plan computed once from the sizes (for every
 output cell: its source cells and their weights), and the work is one gather (``np.take``)
 per source cell and axis, with no Python loop over pixels. Gradients scatter the output's
-gradient back with the same plans: the source indices are sorted, so the scatter-add is
-``np.add.reduceat`` over runs of equal indices (no ``np.add.at``).
+gradient back with the same plans, by a compiled loop (:mod:`._jit.resample`; Numba loads
+on the first backward pass).
 
 The index formulas are PyTorch's CPU ones, computed in the same precision (the nearest
 modes in float32, linear in the input's dtype), so the chosen source cells agree with
@@ -18,6 +18,8 @@ do that first.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -104,19 +106,25 @@ def _along(w, axis, ndim):
     return w.reshape(shape)
 
 
-def _scatter(v, index, size, axis):
-    """``out[..., index[j], ...] += v[..., j, ...]`` along ``axis`` for a sorted ``index``."""
-    shape = list(v.shape)
-    shape[axis] = size
-    out = np.zeros(shape, dtype=v.dtype)
-    if index.size == 0 or v.size == 0:
-        return out
-    starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
-    sums = np.add.reduceat(v, starts, axis=axis)
-    where = [slice(None)] * v.ndim
-    where[axis] = index[starts]
-    out[tuple(where)] = sums  # index[starts] holds each index once
-    return out
+def _scatter(v, index, size, axis, weights=None):
+    """``out[..., index[j], ...] += v[..., j, ...]`` along ``axis``, by a compiled loop.
+
+    ``weights``: ``(w0, i1, w1)`` for linear interpolation, where cell ``j`` sends ``w0[j]
+    v[j]`` to ``index[j]`` and ``w1[j] v[j]`` to ``i1[j]``.
+    """
+    from ._jit.resample import scatter_add, scatter_add2
+
+    before = math.prod(v.shape[:axis])
+    after = math.prod(v.shape[axis + 1:])
+    out = np.zeros((before, size, after), dtype=v.dtype)
+    if v.size:
+        v3 = np.ascontiguousarray(v).reshape(before, v.shape[axis], after)
+        if weights is None:
+            scatter_add(v3, index, out)
+        else:
+            w0, i1, w1 = weights
+            scatter_add2(v3, index, w0.astype(v.dtype), i1, w1.astype(v.dtype), out)
+    return out.reshape(v.shape[:axis] + (size,) + v.shape[axis + 1:])
 
 
 # --------------------------------------------------------------------------- interpolation
@@ -161,8 +169,7 @@ def interpolate_grad(gy, in_size, mode, align_corners, scales):
             g = _scatter(g, plan, n, axis)
             continue
         i0, i1, w0, w1 = plan
-        g = (_scatter(g * _along(w0, axis, g.ndim), i0, n, axis)
-             + _scatter(g * _along(w1, axis, g.ndim), i1, n, axis))
+        g = _scatter(g, i0, n, axis, (w0, i1, w1))
     return g
 
 
@@ -215,6 +222,9 @@ def _window_mean_grad(g, size, axis):
 
 def adaptive_avg_pool2d(x, out_hw):
     """Mean of each adaptive window of the last two axes: ``(N, C, H, W) -> (N, C, *out_hw)``."""
+    if tuple(out_hw) == (1, 1):  # global pooling: one sum over each contiguous plane
+        n, c, h, w = x.shape
+        return (x.reshape(n, c, h * w).sum(axis=2) / x.dtype.type(h * w)).reshape(n, c, 1, 1)
     return np.ascontiguousarray(_window_mean(_window_mean(x, out_hw[0], 2), out_hw[1], 3))
 
 
