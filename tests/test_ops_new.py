@@ -303,6 +303,23 @@ def test_activations_pass_nan_and_inf_without_warnings():
     assert F.sigmoid(x).numpy()[1:].tolist() == [1.0, 0.0, 1.0, 0.0]
 
 
+def test_empty_batches_give_empty_results_and_gradients():
+    x0 = cs.tensor(np.zeros((0, 4, 5, 5)), requires_grad=True)
+    w = cs.tensor(np.ones((4, 3, 3, 3)))
+    for fn, shape in [
+        (lambda x: F.conv_transpose2d(x, w, stride=2), (0, 3, 11, 11)),
+        (lambda x: F.interpolate(x, scale_factor=2, mode="bilinear"), (0, 4, 10, 10)),
+        (lambda x: F.adaptive_avg_pool2d(x, (2, 3)), (0, 4, 2, 3)),
+        (lambda x: F.softmax(x, 0), (0, 4, 5, 5)), (F.gelu, (0, 4, 5, 5)),
+        (lambda x: F.dropout2d(x, 0.5, generator=0), (0, 4, 5, 5)),
+        (lambda x: cs.cat([x, x], 1), (0, 8, 5, 5)),
+    ]:
+        y = fn(x0)
+        assert y.shape == shape
+        y.backward(np.zeros(shape))
+        assert x0.grad.shape == x0.shape
+
+
 def test_interpolate_examples_by_hand():
     x = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
     bil = F.interpolate(x, scale_factor=2, mode="bilinear").numpy()[0, 0]

@@ -203,7 +203,7 @@ def _softmax_dim(dim: Any, x: Tensor, where: str) -> int:
 
 def _log_softmax_data(x: np.ndarray, dim: int) -> np.ndarray:
     with np.errstate(**_QUIET):
-        shifted = x - x.max(axis=dim, keepdims=True)
+        shifted = x - x.max(axis=dim, keepdims=True, initial=-np.inf)  # initial: empty axes
         return shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
 
 
