@@ -5,8 +5,9 @@ Each keeps PyTorch's value and its gradient convention at the kinks (the gradien
 and infinities through as PyTorch does, without NumPy warnings. At a NaN input the
 gradient is that of PyTorch's vectorised CPU kernels (NaN for ``hardswish`` and ``elu``, 0
 for ``relu6``, ``hardtanh`` and ``hardsigmoid``, the slope for ``leaky_relu``); PyTorch's
-scalar loop for the last few values of a tensor differs there for some of them. ``inplace=`` arguments are
-accepted for PyTorch code and ignored: convscope never overwrites an input.
+scalar loop for the last few values of a tensor differs there for some of them.
+``inplace=`` arguments are accepted for PyTorch code and ignored: convscope never
+overwrites an input.
 
 >>> import convscope as cs
 >>> cs.functional.relu6(cs.tensor([-1.0, 3.0, 9.0])).numpy()
