@@ -215,6 +215,23 @@ def test_activation_matches_pytorch_at_kinks_and_specials(name, fn, ref, grad_rt
                                rtol=grad_rtol or 1e-12, atol=1e-14, equal_nan=True)
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from(["leaky_relu", "hardtanh", "elu", "gelu"]),
+       st.floats(-3, 3, allow_nan=False), st.floats(-3, 3, allow_nan=False),
+       st.sampled_from(["none", "tanh", "fast"]), SEEDS)
+def test_activation_options_match_pytorch(name, a, b, approximate, seed):
+    """Generated options, the impossible ones included (min_val > max_val, an unknown
+    approximation): both refuse those."""
+    x = np.random.default_rng(seed).uniform(-5, 5, (2, 3, 4))
+    calls = {
+        "leaky_relu": (lambda t: F.leaky_relu(t, a), lambda t: TF.leaky_relu(t, a)),
+        "hardtanh": (lambda t: F.hardtanh(t, a, b), lambda t: TF.hardtanh(t, a, b)),
+        "elu": (lambda t: F.elu(t, abs(a)), lambda t: TF.elu(t, abs(a))),
+        "gelu": (lambda t: F.gelu(t, approximate), lambda t: TF.gelu(t, approximate=approximate)),
+    }
+    agree(both(*calls[name], x), seed, rtol=1e-12, atol=1e-13)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 4), st.integers(-6, 5), st.sampled_from(["softmax", "log_softmax"]), SEEDS)
 def test_softmax_matches_pytorch(rank, dim, name, seed):
