@@ -215,7 +215,7 @@ class Explanation:
                  self.table(), ""]
         flops = 2 * self.total_macs
         notes = (f"params = weights + biases. multiply-adds: one multiply-add counts once "
-                 f"({_short(self.total_macs)}in all); FLOPs = 2 x multiply-adds = "
+                 f"({_short(self.total_macs).rstrip()} in all); FLOPs = 2 x multiply-adds = "
                  f"{_short(flops)}FLOPs here. Bias additions, "
                  "ReLU, pooling and dropout are not counted; batch norm counts 2 per channel "
                  "(torchinfo's convention: it folds into the conv at inference). "

@@ -94,7 +94,7 @@ def _zoo_model(args: argparse.Namespace, data_mod: Any) -> tuple[Any, Any]:
     from ..errors import ArgumentError, message
     from ..spec import as_volume
 
-    name = args.model.strip().lower().replace("-", "_")
+    name = models._key(args.model)
     if name == "unet":
         raise ArgumentError(message("train", "unet is a segmentation model (one map per "
                                     "class), and `convscope train` trains classifiers",

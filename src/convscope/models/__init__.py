@@ -69,11 +69,17 @@ def names() -> list[str]:
     return list(_ZOO)
 
 
+def _key(name: Any) -> Any:
+    """``"ResNet-18"``, ``"resnet_18"``, ``"MobileNetV2"`` -> the zoo's spelling."""
+    if not isinstance(name, str):
+        return name
+    key = name.strip().lower().replace("-", "").replace("_", "")
+    return {"mobilenetv2": "mobilenet_v2", "tinyvgg": "tiny_vgg"}.get(key, key)
+
+
 def get(name: str, **kwargs: Any) -> Module:
     """Build a zoo model by name (``"resnet18"``), with its keyword arguments."""
-    key = name.strip().lower().replace("-", "_") if isinstance(name, str) else name
-    if key == "mobilenetv2":
-        key = "mobilenet_v2"
+    key = _key(name)
     if key not in _ZOO:
         raise ArgumentError(message("models", f"there is no zoo model {name!r}",
                                     f"use one of {', '.join(_ZOO)}", f"name={name!r}"))
@@ -82,7 +88,4 @@ def get(name: str, **kwargs: Any) -> Module:
 
 def is_zoo_name(text: Any) -> bool:
     """Whether ``text`` names a zoo model (for the command line's MODEL arguments)."""
-    if not isinstance(text, str):
-        return False
-    key = text.strip().lower().replace("-", "_")
-    return key in _ZOO or key == "mobilenetv2"
+    return _key(text) in _ZOO
