@@ -57,10 +57,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import data as data_mod
+    from .. import models
     from ..spec import parse
     from ..train import fit
-
-    from .. import models
 
     if models.is_zoo_name(args.model):
         model, ds = _zoo_model(args, data_mod)
