@@ -1,5 +1,12 @@
-"""Layers and containers with PyTorch's names: ``cs.nn.Conv2d(3, 8, 5, padding=2)``."""
+"""Layers and containers with PyTorch's names: ``cs.nn.Conv2d(3, 8, 5, padding=2)``.
 
+``convscope.nn.functional`` is :mod:`convscope.functional` (one module, two names), so
+``import convscope.nn.functional as F`` works as in PyTorch.
+"""
+
+import sys as _sys
+
+from .. import functional as functional
 from . import init as init
 from . import utils as utils
 from .activation import ELU as ELU
@@ -58,8 +65,9 @@ from .spatial import ConvTranspose2d as ConvTranspose2d
 from .spatial import Dropout2d as Dropout2d
 from .spatial import Upsample as Upsample
 
-__all__ = ["Module", "Parameter", "Sequential", "Residual", "Concat", "Conv2d", "ReLU",
-           "MaxPool2d", "AvgPool2d", "Flatten", "Linear", "BatchNorm2d", "Dropout", "Identity"]
+__all__ = ["functional", "Module", "Parameter", "Sequential", "Residual", "Concat", "Conv2d",
+           "ReLU", "MaxPool2d", "AvgPool2d", "Flatten", "Linear", "BatchNorm2d", "Dropout",
+           "Identity"]
 __all__ += ["LeakyReLU", "ReLU6", "Hardtanh", "Sigmoid", "Tanh", "GELU", "SiLU", "Hardswish",
             "Hardsigmoid", "ELU", "Softmax", "LogSoftmax", "ConvTranspose2d", "AdaptiveAvgPool2d",
             "Upsample", "Dropout2d"]
@@ -74,3 +82,6 @@ def layer_for_op(op: str) -> type | None:
                 "op") == op and value.is_leaf():
             return value
     return None
+
+
+_sys.modules[__name__ + ".functional"] = functional
