@@ -12,8 +12,10 @@ from ..errors import ArgumentError, message
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "import", help="turn an ONNX model, or PyTorch/Keras weights, into a convscope model",
-        description="Read an ONNX model (its graph must be a chain of layers convscope has), "
-                    "or a weights file (.safetensors, .npz, or .pt/.pth when PyTorch is "
+        description="Read an ONNX model (a chain of layers becomes a Sequential, any other "
+                    "graph of operators convscope has, such as a ResNet or MobileNetV2 "
+                    "exported by PyTorch, a graph model with the module paths of its node "
+                    "names), or a weights file (.safetensors, .npz, or .pt/.pth when PyTorch is "
                     "installed) for the architecture given by --spec, and save it as a "
                     "convscope model file. Nothing in the source is ever executed.",
         epilog="examples:\n"
@@ -65,5 +67,10 @@ def run(args: argparse.Namespace) -> int:
         model.eval()
     path = save(model, args.out)
     count = sum(int(p.data.size) for p in model.parameters())
-    print(f"wrote {path} ({count} parameters): {model.spec}")
+    what = getattr(model, "spec", None)
+    if what is None:
+        graph = getattr(model, "graph", None)
+        what = f"a graph of {len(graph.nodes)} nodes" if graph is not None else \
+            f"a chain of {len(list(model.children()))} layers"
+    print(f"wrote {path} ({count} parameters): {what}")
     return 0

@@ -2,11 +2,13 @@
 
 Three doors in and out of convscope, all of them data only (nothing read is ever executed):
 
-- :func:`export_onnx` writes a model as an ONNX graph that ONNX Runtime, Netron or any other
-  ONNX tool can read, with a dynamic batch dimension;
+- :func:`export_onnx` writes any model (chains, ResNets, U-Nets: its traced graph) as an
+  ONNX graph that ONNX Runtime, Netron or any other ONNX tool can read, with a dynamic batch
+  dimension, PyTorch's node names and ``state_dict`` names for the weights;
 - :func:`load_onnx` rebuilds a convscope model from an ONNX graph made of the operators that
-  convscope has layers for (a chain of Conv, Relu, pooling, BatchNormalization, Flatten,
-  Gemm ...), whether convscope or ``torch.onnx.export`` wrote it;
+  convscope has layers and operations for (a chain becomes a ``Sequential``, any other DAG a
+  ``GraphModule`` with the module paths of its node names), whether convscope or
+  ``torch.onnx.export`` wrote it;
 - :func:`load_weights` fills a model built from a spec with weights from a ``.safetensors``,
   ``.npz`` or PyTorch ``.pt`` file, in PyTorch's layout or in Keras's (kernels HWIO, Dense
   kernels (in, out), channels-last flattening), converting and checking every tensor.

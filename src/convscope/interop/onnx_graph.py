@@ -25,23 +25,21 @@ from .. import shapes
 from ..errors import ConvscopeError
 from ..nn import AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, ReLU
 from .onnx_fold import BATCH, FOLD_OPS, FoldError, fold
-from .onnx_operands import _short_float
+from .onnx_layers import LAYER_OPS, LayerOps
+from .onnx_operands import NotAChain, _short_float
 from .onnx_operands import check_tensor as check_tensor
 from .onnx_operands import type_name as type_name
-from .onnx_padding import PaddingNodes
 
-__all__ = ["GraphChain", "SUPPORTED_OPS", "check_tensor", "type_name"]
+__all__ = ["GraphChain", "CHAIN_OPS", "check_tensor", "type_name"]
 
-SUPPORTED_OPS = ("Conv", "Relu", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
-                 "BatchNormalization", "Flatten", "Reshape", "Gemm", "MatMul", "Add", "Pad",
-                 "Gather", "Dropout", "Identity", "Constant")
-_SUPPORTED_TEXT = ("Conv, Relu, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, "
-                   "BatchNormalization, Flatten, Reshape (to (N, features)), Gemm, MatMul (+ Add "
-                   "bias), Pad, Gather and Slice + Concat (as padding before a Conv), Dropout, "
-                   "Identity, and constant shape arithmetic (" + ", ".join(FOLD_OPS) + ")")
+CHAIN_OPS = ("Conv", "Relu", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
+             "BatchNormalization", "Flatten", "Reshape", "Gemm", "MatMul", "Add", "Pad",
+             "Gather", "Dropout", "Identity", "Constant") + LAYER_OPS
+"""Operators the chain walk reads (a graph with others, or with branches, goes to the graph
+walk, :mod:`.onnx_dag`)."""
 
 
-class GraphChain(PaddingNodes):
+class GraphChain(LayerOps):
     """Walks the nodes of one graph in order, turning them into layers."""
 
     # ------------------------------------------------------------------ layers
@@ -212,8 +210,12 @@ class GraphChain(PaddingNodes):
                 raise self.node_fail(k, node, "transA=1 is not supported", "export with transA=0")
             w = w if int(a.get("transB", 0)) else w.T
             alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
+            if not (math.isfinite(alpha) and math.isfinite(beta)):
+                raise self.node_fail(k, node, "alpha and beta must be finite numbers",
+                                     "export the model again (a Linear layer is alpha = beta "
+                                     "= 1)", f"alpha={alpha}, beta={beta}")
             if alpha != 1.0:
-                w = w * np.float32(alpha)
+                w = self.scaled(k, node, w, alpha, "alpha", "weight")
             if len(node.input) > 2 and node.input[2]:
                 raw = self.weight(k, node, 2, "bias")
                 if raw.size not in (1, w.shape[0]) or raw.ndim > 2:
@@ -221,7 +223,7 @@ class GraphChain(PaddingNodes):
                                          "export the model again", f"bias shape {raw.shape}")
                 bias = np.broadcast_to(raw.reshape(-1), (w.shape[0],)).copy()
                 if beta != 1.0:
-                    bias = bias * np.float32(beta)
+                    bias = self.scaled(k, node, bias, beta, "beta", "bias")
         else:
             w = w.T
         w = np.ascontiguousarray(w, dtype=np.float32)
@@ -240,11 +242,25 @@ class GraphChain(PaddingNodes):
         self.add(k, node, make)
         self.open_linear = None if bias is not None else node.output[0]
 
+    def scaled(self, k: int, node: Any, w: np.ndarray, factor: float, name: str,
+               role: str) -> np.ndarray:
+        """``w * factor`` in float32, refused where that leaves float32's range (ONNX Runtime
+        scales the product instead, so inf or NaN weights would not be the same model)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = w * np.float32(factor)
+        if not np.all(np.isfinite(out) | ~np.isfinite(w)):
+            raise self.node_fail(k, node, f"{name} times its {role} leaves float32's range",
+                                 "fold the scale into the weights in float64 and export again",
+                                 f"{name}={factor}, largest |{role}| "
+                                 f"{float(np.abs(w[np.isfinite(w)]).max(initial=0.0))}")
+        return out
+
     def bias_add(self, k: int, node: Any, cur: str) -> None:
         other = [n for n in node.input if n != cur]
         last = self.layers[-1] if self.layers else None
         if self.open_linear != cur or len(other) != 1 or not isinstance(last, Linear):
-            raise self.node_fail(k, node, "Add is supported only as the bias of a MatMul or Gemm",
+            raise NotAChain(self.node_where(k, node), "Add is supported only as the bias of a "
+                            "MatMul or Gemm in a chain",
                                  "convscope imports chains of layers; element-wise arithmetic "
                                  "and skip connections have no layer here",
                                  f"inputs {list(node.input)}")
@@ -300,16 +316,9 @@ class GraphChain(PaddingNodes):
     def step(self, k: int, node: Any, cur: str, made: set[str]) -> str:
         """Take node ``k``; return the name of the chain's tensor after it."""
         op = node.op_type
-        handlers: dict[str, Callable[[int, Any, dict[str, Any]], None]] = {
-            "Conv": self.conv, "MaxPool": self.pool, "AveragePool": self.pool,
-            "BatchNormalization": self.batchnorm, "Gemm": self.linear, "MatMul": self.linear,
-            "Pad": self.pad, "Gather": self.gather, "Dropout": self.dropout,
-        }
-        if node.domain not in ("", "ai.onnx") or op not in SUPPORTED_OPS + FOLD_OPS:
-            domain = f" (domain {node.domain!r})" if node.domain else ""
-            raise self.node_fail(k, node, f"operator {op}{domain} is not supported",
-                                 f"convscope imports chains of {_SUPPORTED_TEXT}",
-                                 f"op_type {op!r}, node name {node.name!r}, index {k}")
+        if node.domain not in ("", "ai.onnx") or op not in CHAIN_OPS + FOLD_OPS:
+            raise NotAChain(self.node_where(k, node), f"operator {op} is not one of the chain "
+                            "walk's", "read it as a graph")
         a = self.attrs(node)
         if any(isinstance(v, self.onnx.GraphProto) or (
                 isinstance(v, list) and v and isinstance(v[0], self.onnx.GraphProto))
@@ -339,25 +348,39 @@ class GraphChain(PaddingNodes):
             self.side_slice(k, node, a, cur)
             return cur
         if op == "Concat" and cur in ins:
+            if any(n != cur and n not in self.side for n in ins):
+                raise NotAChain(self.node_where(k, node), "a Concat of the layers' data with "
+                                "other data (not padding)", f"inputs {ins}")
             self.concat_pad(k, node, a, cur)
             return node.output[0]
-        if op not in SUPPORTED_OPS:
-            raise self.node_fail(k, node, f"operator {op} is supported only on constants "
-                                 "(shape arithmetic), not on the layers' data",
-                                 f"convscope imports chains of {_SUPPORTED_TEXT}",
-                                 f"op_type {op!r}, node name {node.name!r}, index {k}")
         data = [n for n in node.input if n and n not in self.consts]
-        if data != [cur] or (node.input[0] != cur and op != "Add"):
-            raise self.node_fail(k, node, "the graph is not a single chain of layers here",
-                                 "convscope imports one chain from the input to the output; "
-                                 "branches, skip connections and several inputs are not "
-                                 "supported", f"it reads {data}, the chain is at {cur!r}")
+        if op not in CHAIN_OPS or data != [cur] or (node.input[0] != cur and op != "Add"):
+            raise NotAChain(self.node_where(k, node), "the graph is not a single chain of "
+                            "layers here", f"it reads {data}, the chain is at {cur!r}")
         if self.pending is not None and op not in ("Conv", "Pad", "Gather"):
             raise self.node_fail(k, node, "padding is supported only right before a Conv",
                                  "pad inside the Conv or the pooling layer",
                                  f"{op} after a padding node")
+        if op == "Add":
+            self.bias_add(k, node, cur)
+        else:
+            self.layer_op(k, node, a)
+        if op not in ("Gemm", "MatMul"):
+            self.open_linear = None if op != "Identity" else self.open_linear
+        return node.output[0]
+
+    def layer_op(self, k: int, node: Any, a: dict[str, Any]) -> None:
+        """Turn one operator with a layer into that layer (on the current volume)."""
+        op = node.op_type
+        handlers: dict[str, Callable[[int, Any, dict[str, Any]], None]] = {
+            "Conv": self.conv, "MaxPool": self.pool, "AveragePool": self.pool,
+            "BatchNormalization": self.batchnorm, "Gemm": self.linear, "MatMul": self.linear,
+            "Pad": self.pad, "Gather": self.gather, "Dropout": self.dropout,
+        }
         if op in handlers:
             handlers[op](k, node, a)
+        elif self.layer_op_new(k, node, a):
+            pass
         elif op == "Relu":
             self.add(k, node, ReLU)
         elif op in ("GlobalAveragePool", "GlobalMaxPool"):
@@ -377,12 +400,7 @@ class GraphChain(PaddingNodes):
                 raise self.node_fail(k, node, "allowzero=1 is not supported",
                                      "export with allowzero=0")
             self.flatten_like(k, node, self.ints(k, node, 1, "target shape"))
-        elif op == "Add":
-            self.bias_add(k, node, cur)
         # Identity: nothing to do
-        if op not in ("Gemm", "MatMul"):
-            self.open_linear = None if op != "Identity" else self.open_linear
-        return node.output[0]
 
     def run(self, input_name: str, shape: tuple[int, int, int], batch: int) -> None:
         self.shape, self.batch, cur = shape, batch, input_name
@@ -400,6 +418,6 @@ class GraphChain(PaddingNodes):
                             "export the model again")
         out = self.graph.output[0].name
         if out != cur:
-            raise self.fail(f"the graph output {out!r} is not the end of the chain of layers "
-                            f"({cur!r})", "export a graph that is one chain from input to output")
+            raise NotAChain(f"ONNX file {self.path!r}", f"the graph output {out!r} is not the "
+                            f"end of the chain of layers ({cur!r})", "read it as a graph")
         self.input_name = input_name

@@ -2,9 +2,10 @@
 
 An ONNX file is protobuf data: parsing it runs nothing. :func:`load_onnx` still trusts
 nothing in it: the file size is capped before it is read, tensors stored in external files
-are refused (they would make the model read other paths), every weight must be a float32
-initializer of the shape its layer needs, and the graph must be one chain from its single
-input to its single output of operators that convscope has layers for:
+are refused (they would make the model read other paths), the graph must be a DAG in which
+every edge comes from somewhere and every name is written once (:mod:`.onnx_checks`), every
+weight must be a float32 initializer of the shape its layer needs, and every operator one
+that convscope has a layer or an operation for:
 
 =====================  ==============================================================
 ONNX                   convscope
@@ -15,25 +16,47 @@ Pad, Gather,           Conv2d's padding_mode: Pad constant 0 / reflect / edge / 
 Slice + Concat         or Gather nodes, or Slices concatenated to the tensor, that pick
 -> Conv                rows and columns the way a padding mode does (how convscope
                        below opset 19, and PyTorch, write circular padding)
-Relu                   ReLU
+ConvTranspose          ConvTranspose2d (symmetric pads, output_padding, group, dilations)
+Relu, Clip, LeakyRelu, ReLU, ReLU6 / Hardtanh, LeakyReLU, ELU, Sigmoid, Tanh, GELU,
+Elu, Sigmoid, Tanh,    Hardsigmoid (1/6, 1/2), Hardswish, Softmax, LogSoftmax;
+Gelu, HardSigmoid,     GELU's Erf formula, Mul(x, Sigmoid(x)) and Mul(x, HardSigmoid(x))
+HardSwish, Softmax,    become GELU, SiLU and Hardswish (:mod:`.onnx_patterns`)
+LogSoftmax
 MaxPool, AveragePool   MaxPool2d, AvgPool2d (ceil_mode, count_include_pad, dilations)
 GlobalAveragePool,     AvgPool2d / MaxPool2d with the whole feature map as window
 GlobalMaxPool
+Resize                 Upsample: nearest, nearest-exact, bilinear (with or without
+                       align_corners), by scales or sizes (:mod:`.onnx_layers`)
 BatchNormalization     BatchNorm2d (inference form)
-Flatten, Reshape       Flatten (to (N, features) only)
-Gemm, MatMul (+ Add)   Linear (transB 0 or 1; alpha and beta folded into the weights)
+Flatten, Reshape       Flatten to (N, features); other reshapes keeping the batch axis
+                       first: ``Tensor.reshape``
+Gemm, MatMul (+ Add)   Linear (transB 0 or 1; finite alpha and beta folded into the
+                       weights)
+Add, Sub, Mul, Div,    ``x + y`` ... between volumes (residual adds) or with constants;
+Concat, ReduceMean,    ``cat`` along a feature axis; ``Tensor.mean``/``sum`` over
+ReduceSum, Transpose,  feature axes; ``Tensor.transpose`` keeping the batch first;
+Neg, Exp, Log, Sqrt,   ``Tensor.neg`` ...; ``Tensor.pow`` by a constant; ``Tensor.matmul``
+Pow, MatMul
 Dropout, Identity      Dropout (identity in eval mode), nothing
 Constant, and Shape,   constants: computed at import (:mod:`.onnx_fold`), e.g. the pads
 Concat, Cast ... on    and ``x.view(x.size(0), -1)`` shapes that ``torch.onnx.export``
 constants              writes as small graphs
 =====================  ==============================================================
 
-Not imported, and why: anything that is not one chain (skip connections, concatenation of
-feature maps, several inputs or outputs) has no convscope model to become; operators without
-a layer (Sigmoid, Softmax, LeakyRelu, ConvTranspose, Resize, LRN, InstanceNormalization ...)
-are refused rather than approximated; quantized, float16 and float64 weights are refused
-because convscope layers hold float32; an input with a dynamic height, width or depth is
-refused because a convscope model has one input volume.
+A graph that is one chain of layers becomes a ``Sequential`` (read by the chain walk,
+:mod:`.onnx_graph`, layers numbered from 0 as ever); any other DAG becomes a
+:class:`~convscope.graph.GraphModule` (:mod:`.onnx_dag`) whose module paths come from the
+node names PyTorch writes (``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1``) or from
+the weights' names (:mod:`.onnx_names`), so a ResNet exported by PyTorch loads with
+torchvision's ``state_dict`` names (exported with constant folding, PyTorch folds each
+BatchNormalization into the Conv before it: those Conv layers then have a bias and there is
+no ``bn`` layer).
+
+Not imported, and why: several inputs or outputs (a convscope model has one of each);
+operators without a layer or an operation (LRN, InstanceNormalization, Erf outside GELU ...)
+are refused by name rather than approximated; quantized, float16 and float64 weights are
+refused because convscope layers hold float32; an input with a dynamic height, width or
+depth is refused because a convscope model has one input volume.
 """
 
 from __future__ import annotations
@@ -43,10 +66,13 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from ..errors import FileFormatError, message
-from ..nn import Sequential
+from ..errors import FileFormatError, SpecError, message
+from ..nn import Module, Sequential
+from .onnx_checks import check_structure
 from .onnx_common import require_onnx
-from .onnx_graph import SUPPORTED_OPS, GraphChain, check_tensor, type_name
+from .onnx_dag import SUPPORTED_OPS, GraphDag
+from .onnx_graph import GraphChain, check_tensor, type_name
+from .onnx_operands import NodeReader, NotAChain
 
 __all__ = ["load_onnx", "SUPPORTED_OPS", "MAX_ONNX_BYTES"]
 
@@ -131,30 +157,34 @@ def _check_io(path: str, proto: Any, onnx: Any) -> tuple[str, tuple[int, int, in
     return inputs[0].name, (static[1], static[2], static[3]), batch
 
 
-def load_onnx(path: str | os.PathLike[str], max_bytes: int = MAX_ONNX_BYTES) -> Sequential:
+def load_onnx(path: str | os.PathLike[str], max_bytes: int = MAX_ONNX_BYTES) -> Module:
     """Rebuild a convscope model from an ONNX file (see the module docstring for the operators).
 
     Parameters
     ----------
     path : str or PathLike
         An ``.onnx`` file holding one graph: one float32 input (N, C, H, W) with fixed C, H,
-        W, one output, and a chain of supported operators between them.
+        W, one output, and a DAG of supported operators between them.
     max_bytes : int, default 2 GiB
         Larger files are refused before they are read.
 
     Returns
     -------
-    Sequential
-        In eval mode, with ``.input_shape`` (C, H, W), ``.spec`` (the model-spec text, so
-        ``cs.parse(model.spec)`` rebuilds the architecture) and ``.source`` (the path).
+    Sequential or GraphModule
+        A ``Sequential`` for a chain of layers, with ``.spec`` (the model-spec text, so
+        ``cs.parse(model.spec)`` rebuilds the architecture; None for layers the spec
+        language has no words for); a ``GraphModule`` for any other graph, its layers at
+        their module paths. In eval mode, with ``.input_shape`` (C, H, W) and ``.source``
+        (the path).
 
     Raises
     ------
     FileFormatError
         The file is missing, too large, truncated or not ONNX; keeps tensors in external
-        files; has several inputs or outputs, or weights that are not float32; or holds an
-        operator convscope has no layer for. Node errors name the node's index, name and
-        operator, and unsupported operators list the supported ones.
+        files; has a cycle, a dangling edge or a name written twice; has several inputs or
+        outputs, or weights that are not float32; or holds an operator convscope has no
+        layer or operation for. Node errors name the node's index, name and operator, and
+        unsupported operators list the supported ones.
     ImportError
         The ``onnx`` package is not installed.
     """
@@ -168,6 +198,7 @@ def load_onnx(path: str | os.PathLike[str], max_bytes: int = MAX_ONNX_BYTES) -> 
         raise FileFormatError(message(f"ONNX file {p!r}", "sparse initializers are not supported",
                                       "store the weights as dense tensors",
                                       f"sparse initializer {t.values.name!r}"))
+    check_structure(p, proto)
     try:
         onnx.checker.check_model(proto)
     except (onnx.checker.ValidationError, UnicodeDecodeError, ValueError) as exc:
@@ -177,13 +208,22 @@ def load_onnx(path: str | os.PathLike[str], max_bytes: int = MAX_ONNX_BYTES) -> 
                                       "written by a newer one)", first[:300])) from None
     name, shape, batch = _check_io(p, proto, onnx)
     chain = GraphChain(p, proto, onnx)
-    chain.run(name, shape, batch)
-    _check_output(chain, proto)
-    model = Sequential(*chain.layers)
+    try:
+        chain.run(name, shape, batch)
+        walk: NodeReader = chain
+        model: Module = Sequential(*chain.layers)
+    except NotAChain:  # branches, or arithmetic on data: the graph walk reads it
+        dag = GraphDag(p, proto, onnx)
+        model, walk = dag.build(name, shape, batch), dag
+    _check_output(walk, proto)
     model.input_shape = shape
-    model.spec = to_spec(model, shape)
+    if isinstance(model, Sequential):
+        try:
+            model.spec = to_spec(model, shape)
+        except SpecError:
+            model.spec = None  # layers the spec language has no words for
     model.source = str(Path(p))
-    return model.eval()  # type: ignore[return-value]
+    return model.eval()
 
 
 def _refuse_external_data(path: str, proto: Any, onnx: Any) -> None:
@@ -216,7 +256,7 @@ def _refuse_external_data(path: str, proto: Any, onnx: Any) -> None:
         nodes(f.node, f"function {f.name!r}: ")
 
 
-def _check_output(chain: GraphChain, proto: Any) -> None:
+def _check_output(chain: NodeReader, proto: Any) -> None:
     """A declared output shape that disagrees with convscope's arithmetic is an error."""
     dims = list(proto.graph.output[0].type.tensor_type.shape.dim)
     declared = [d.dim_value if d.HasField("dim_value") else None for d in dims]

@@ -18,7 +18,15 @@ from ..errors import ConvscopeError, FileFormatError, message
 from ..nn import Module
 from .onnx_common import require_onnx
 
-__all__ = ["NodeReader", "check_tensor", "type_name"]
+__all__ = ["NodeReader", "NotAChain", "check_tensor", "type_name"]
+
+
+class NotAChain(FileFormatError):
+    """The chain walk's refusal of a graph that the graph walk may still read (branches,
+    operators on data that no layer holds). Caught by the importer, never shown as is."""
+
+    def __init__(self, where: str, what: str, received: str | None = None) -> None:
+        super().__init__(message(where, what, "read the file as a graph", received))
 
 
 def _short_float(value: float) -> float:
@@ -50,10 +58,12 @@ class NodeReader:
     def fail(self, what: str, fix: str, received: str | None = None) -> FileFormatError:
         return FileFormatError(message(f"ONNX file {self.path!r}", what, fix, received))
 
+    def node_where(self, k: int, node: Any) -> str:
+        return f"ONNX file {self.path!r}, node {k} ({node.name or 'unnamed'!r}, {node.op_type})"
+
     def node_fail(self, k: int, node: Any, what: str, fix: str,
                   received: str | None = None) -> FileFormatError:
-        where = f"ONNX file {self.path!r}, node {k} ({node.name or 'unnamed'!r}, {node.op_type})"
-        return FileFormatError(message(where, what, fix, received))
+        return FileFormatError(message(self.node_where(k, node), what, fix, received))
 
     # ------------------------------------------------------------------ operands
     def attrs(self, node: Any) -> dict[str, Any]:
