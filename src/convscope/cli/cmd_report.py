@@ -11,6 +11,7 @@ EPILOG = """\
 examples:
   convscope report runs/shapes photo.jpg --out report.html
   convscope report "64x64x3 | conv(8, 5, padding=2) | relu | maxpool(2)" photo.jpg
+  convscope report resnet18 photo.jpg --size 64      # a big model: thumbnails per node
 
 One HTML file with every picture embedded (no other files, no network): the explanation
 table, each layer's feature maps and kernels, the sliding-kernel animation, a why

@@ -12,10 +12,13 @@ examples:
   convscope why runs/shapes photo.jpg --layer 0 --at 3,17,41
   convscope why "64x64x3 | conv(8, 5, padding=2)" photo.jpg --layer 0 --at 0,0,0 --out why.png
   convscope why runs/shapes photo.jpg --layer 6 --at 2          # a linear layer: output 2
+  convscope why resnet18 photo.jpg --layer layer1.0.conv2 --at 3,20,17   # inside a block
 
 For a conv: the patch under the kernel (padding marked *), the kernel, their products, the
 sum per input channel, the bias and the value, checked against the forward pass. For a max
-pool: which input won; average pool: the mean; ReLU: max(x, 0) of which input."""
+pool: which input won; average pool: the mean; ReLU: max(x, 0) of which input. A depthwise
+conv reads one input channel; a transposed conv: which input values land on this output;
+an add: its two operands; a concatenation: which input and channel the value comes from."""
 
 
 def register(subparsers: Any) -> None:
@@ -24,7 +27,7 @@ def register(subparsers: Any) -> None:
         description="Take one output value of one layer apart, as the slides do: the kernel "
                     "times the patch under it, summed, plus the bias.", epilog=EPILOG)
     add_model_image(p)
-    p.add_argument("--layer", required=True, metavar="N", help=LAYER_HELP)
+    p.add_argument("--layer", required=True, metavar="N|PATH", help=LAYER_HELP)
     p.add_argument("--at", required=True, metavar="C,ROW,COL",
                    help="the output position: channel,row,column (0-based), or one index for "
                         "a flat output")

@@ -7,9 +7,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-MODEL_HELP = ('a saved model file, a run folder, or a model spec such as "64x64x3 | conv(8, 5, '
-              'padding=2) | relu" (quote it; a spec gets random weights from --seed)')
-LAYER_HELP = "the layer, numbered as the first column of `convscope explain MODEL` shows"
+MODEL_HELP = ('a saved model file, a run folder, a zoo model (resnet18, resnet34, mobilenet_v2, '
+              'unet, lenet5, tiny_vgg) or a model spec such as "64x64x3 | conv(8, 5, '
+              'padding=2) | relu" (quote it; a zoo model or a spec gets random weights from '
+              '--seed)')
+LAYER_HELP = ("a node number or a module path from `convscope explain MODEL` (e.g. 3 or "
+              "layer2.0.conv1)")
 MAX_SIDE = 256  # an image file larger than this is shrunk when the model does not fix its size
 
 

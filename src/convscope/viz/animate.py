@@ -38,7 +38,7 @@ from ..spec import format_volume
 from .colors import diverging, grey, symmetric_limit
 from .draw import INK, PAD_GREY, PALE, canvas, cells, colour_bar
 from .grid import font
-from .layers import activations, conv_padding, find_layer, layer_refs, prepare
+from .layers import LayerRef, activations, conv_padding, find_layer, layer_refs, prepare
 from .why import WhyMismatchError, _tolerance, conv_window
 from .why_text import span as _span
 
@@ -110,7 +110,7 @@ class _Painter:
     """Lays out and draws the frames of one animation."""
 
     def __init__(self, layer: Conv2d, x: np.ndarray, out: np.ndarray, channel: int,
-                 pad: Any, cell: int | None, note: str | None, index: str) -> None:
+                 pad: Any, cell: int | None, note: str | None, where: str) -> None:
         from PIL import Image
 
         self.layer, self.x, self.out, self.channel, self.pad = layer, x, out, channel, pad
@@ -132,7 +132,7 @@ class _Painter:
         ptxt = (f"padding {pt}" if pt == pb == pl == pr else
                 f"padding top {pt} bottom {pb} left {pl} right {pr}")
         s, dl = layer.stride, layer.dilation
-        self.title = (f"layer {index}: kernel {channel} of {k[0]}x{k[1]}x{d}, {ptxt} ({mode}), "
+        self.title = (f"{where}: kernel {channel} of {k[0]}x{k[1]}x{d}, {ptxt} ({mode}), "
                       f"stride {s[0] if s[0] == s[1] else s}"
                       + (f", dilation {dl[0] if dl[0] == dl[1] else dl}" if dl != (1, 1) else ""))
         self.subtitle = (f"input {format_volume(x.shape)} -> padded {self.hp}x{self.wp}x"
@@ -231,6 +231,11 @@ class _Painter:
         draw.rectangle((ox - 1, oy - 1, ox + self.co, oy + self.co), outline=(0, 0, 0), width=2)
 
 
+def _is_conv_layer(ref: LayerRef) -> bool:
+    """A ``Conv2d`` node (a layer: the animation draws its kernel and padding)."""
+    return ref.op == "conv2d" and ref.layer is not None
+
+
 def animate(image: Any, model: Any = "conv(1, 5, padding=2)", layer: int | str | None = None,
             channel: int = 0, max_frames: int = 60, cell: int | None = None, size: Any = None,
             seed: int = 0) -> list[Frame]:
@@ -254,26 +259,27 @@ def animate(image: Any, model: Any = "conv(1, 5, padding=2)", layer: int | str |
         raise ArgumentError(message("animate", "max_frames must be an int >= 2",
                                     "use max_frames=60", f"max_frames={max_frames!r}"))
     prep = prepare(model, image, size=size, seed=seed)
+    is_conv = _is_conv_layer
     if layer is None:
-        convs = [r for r in layer_refs(prep.model, prep.image.shape) if isinstance(r.layer, Conv2d)]
+        convs = [r for r in layer_refs(prep.model, prep.image.shape) if is_conv(r)]
         if not convs:
             raise ArgumentError(message("animate", "the model has no conv layer to animate",
                                         "pass a spec such as 'conv(1, 5, padding=2)'"))
         ref = convs[0]
     else:
-        ref = find_layer(prep.model, layer, prep.image.shape, kinds=(Conv2d,),
+        ref = find_layer(prep.model, layer, prep.image.shape, kinds=is_conv,
                          what="a conv layer (only a conv slides a kernel)")
     conv: Conv2d = ref.layer  # type: ignore[assignment]
     if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) \
             or not 0 <= channel < conv.out_channels:
-        raise ArgumentError(message("--channel", f"there is no kernel {channel!r}: layer "
-                                    f"{ref.index} has {conv.out_channels} kernels",
+        raise ArgumentError(message("--channel", f"there is no kernel {channel!r}: "
+                                    f"{ref.short} has {conv.out_channels} kernels",
                                     f"use a channel from 0 to {conv.out_channels - 1}",
                                     f"channel={channel!r}"))
     acts = activations(prep.model, prep.image, upto=ref.position)
-    x, out = acts[-2], acts[-1][channel]
+    x, out = acts.value(ref.data_inputs[0]), acts.value(ref.name)[channel]  # node.inputs
     pad = conv_padding(conv, x.shape)
-    painter = _Painter(conv, x, out, channel, pad, cell, prep.note, ref.index)
+    painter = _Painter(conv, x, out, channel, pad, cell, prep.note, ref.short)
     oh, ow = out.shape
     picks, step = frame_positions(oh, ow, max_frames)
     n = conv.kernel_size[0] * conv.kernel_size[1] * (conv.in_channels // conv.groups)

@@ -1,10 +1,16 @@
 """One self-contained HTML page that shows a model at work on one image, readable offline.
 
 Every picture is embedded (PNG and GIF as base64 data URIs): no file beside it, no network,
-no script. The page holds the explanation table, then per layer its feature maps (and its
-kernels for a conv), the sliding-kernel animation of the first conv, one ``why``
-walk-through, a receptive field, saliency and Grad-CAM for a classifier, and the training
+no script. The page holds the explanation table, then per node of the traced graph its
+feature maps (and its kernels for a conv), the sliding-kernel animation of the first conv,
+``why`` walk-throughs (the first conv; in a graph also the first residual add or
+concatenation), a receptive field, saliency and Grad-CAM for a classifier, and the training
 curves of a run folder.
+
+A big model (more than :data:`BIG` nodes: ResNet, MobileNet) stays a readable page: each
+node shows thumbnails of its first :data:`MAPS_SHOWN` feature maps and only the first
+:data:`KERNELS_SHOWN` convs their kernels (a few of each); the page says so, and names the
+commands that draw everything for one node.
 """
 
 from __future__ import annotations
@@ -19,17 +25,20 @@ from typing import Any
 import numpy as np
 
 from ..explain import explain
-from ..nn import Conv2d
 from ..spec import format_volume
 from .animate import animate, gif_bytes
 from .curves import read_metrics, training_curves
-from .layers import activations, layer_refs, prepare
-from .pictures import feature_map_grid, kernel_grid
+from .layers import Activations, LayerRef, Refs, activations, layer_refs, prepare
+from .pictures import KERNEL_OPS, kernels_of, maps_picture
 from .receptive import image_rgb, receptive_field
 from .saliency import saliency_maps
 from .why import why
 
-__all__ = ["report", "png_uri"]
+__all__ = ["report", "png_uri", "BIG", "MAPS_SHOWN", "KERNELS_SHOWN"]
+
+BIG = 30  # nodes; a bigger model gets the bounded page
+MAPS_SHOWN = 16  # feature maps per node in a big model (thumbnails)
+KERNELS_SHOWN = 12  # conv nodes whose kernels a big model's page draws (8 x 8 of each)
 
 _CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1b1b1b;
@@ -86,6 +95,68 @@ def _scores(logits: np.ndarray, classes: list[str]) -> str:
             f"{rows}</table>")
 
 
+def _strongest(maps: np.ndarray) -> tuple[int, int, int]:
+    """(0, row, column) of the largest |value| of map 0."""
+    r, c = np.unravel_index(int(np.argmax(np.abs(maps[0]))), maps[0].shape)
+    return 0, int(r), int(c)
+
+
+def _node_parts(m: Any, ref: LayerRef, acts: Activations, note: str | None, last: bool,
+                big: bool, kernels: bool) -> list[str]:
+    """The pictures of one node: its maps (or its values), and its kernels for a conv."""
+    out = acts.value(ref.name)
+    anchor = html.escape(ref.index)
+    name = f"Layer {anchor}" if ref.chain else f"Node {anchor}: {html.escape(ref.name)}"
+    parts = [f'<h3 id="layer-{anchor}">{name}: {html.escape(ref.operation)} &rarr; '
+             f"{format_volume(out.shape)}</h3>"]
+    if ref.origin:
+        parts.append(f'<p class="muted">Input{html.escape(ref.origin)}.</p>')
+    if out.ndim == 3:
+        pic = maps_picture(out, ref, note, max_maps=MAPS_SHOWN if big else None,
+                           cell=40 if big else None)
+        parts.append(_img(png_uri(pic), f"feature maps of {ref.short}"))
+    elif last and out.size >= 2:
+        parts.append(_scores(out, getattr(m, "classes", None) or []))
+    else:
+        parts.append(f'<p class="muted">{out.size} values, from {out.min():.4g} to '
+                     f"{out.max():.4g}.</p>")
+    if kernels:
+        limits = {"max_kernels": 8, "max_slices": 8} if big else {}
+        parts.append(_img(png_uri(kernels_of(m, ref, note, **limits)),
+                          f"kernels of {ref.short}"))
+    return parts
+
+
+def _why_sections(m: Any, img: np.ndarray, refs: Refs, acts: Activations,
+                  max_frames: int) -> list[tuple[str, str, list[str]]]:
+    """The animation and walk-through of the first conv; in a graph also the first join."""
+    sections = []
+    convs = [r for r in refs if r.op == "conv2d" and r.layer is not None]
+    if convs:
+        first = convs[0]
+        frames = animate(img, m, layer=first.index, max_frames=max_frames)
+        gif = "data:image/gif;base64," + base64.b64encode(gif_bytes(frames)).decode("ascii")
+        sections.append(("animation", f"The kernel sliding ({first.short}, kernel 0)", [
+            "<p>The window moves over the padded input (hatched: padding); each position "
+            "gives one value of the feature map on the right: the sum of the products of the "
+            "kernel with the patch under it, plus the bias.</p>", _img(gif, "animation")]))
+        at = _strongest(acts.value(first.name))
+        w = why(m, img, first.index, at)
+        sections.append(("why", f"Why is one value what it is ({first.short})", [
+            f"<p>The strongest value of feature map 0: row {at[1]}, column {at[2]}.</p>",
+            _pre(str(w)), _img(png_uri(w.picture()), "why walk-through")]))
+    joins = [r for r in refs if r.op in ("add", "cat") and len(r.output_shape) == 3]
+    if joins:
+        join = joins[0]
+        at = _strongest(acts.value(join.name))
+        w = why(m, img, join.index, at)
+        what = "a residual addition" if join.op == "add" else "a concatenation"
+        sections.append(("join", f"Where branches meet: {what} ({join.short})", [
+            f"<p>Its inputs come{html.escape(join.origin)}; the strongest value of its map 0: "
+            f"row {at[1]}, column {at[2]}.</p>", _pre(str(w))]))
+    return sections
+
+
 def report(model: Any, image: Any, path: str | os.PathLike[str] | None = None,
            size: Any = None, seed: int = 0, max_frames: int = 40,
            title: str | None = None) -> str:
@@ -93,7 +164,8 @@ def report(model: Any, image: Any, path: str | os.PathLike[str] | None = None,
 
     Parameters
     ----------
-    model : Module, model file, run folder (its training curves are included) or spec
+    model : Module, model file, run folder (its training curves are included), zoo name or
+        spec
     image : (C, H, W) array or image file
     max_frames : frames of the embedded animation
     """
@@ -101,6 +173,7 @@ def report(model: Any, image: Any, path: str | os.PathLike[str] | None = None,
     m, img = prep.model, prep.image
     refs = layer_refs(m, img.shape)
     acts = activations(m, img)
+    big = len(refs) > BIG
     sections: list[tuple[str, str, list[str]]] = []  # (anchor, heading, html parts)
     name = title or (str(model) if isinstance(model, (str, os.PathLike)) else type(m).__name__)
 
@@ -124,54 +197,36 @@ def report(model: Any, image: Any, path: str | os.PathLike[str] | None = None,
         if rows:
             sections.append(("curves", "Training curves",
                              [_img(png_uri(training_curves(rows)), "training curves")]))
+    sections += _why_sections(m, img, refs, acts, max_frames)
 
-    convs = [r for r in refs if isinstance(r.layer, Conv2d)]
-    if convs:
-        first = convs[0]
-        frames = animate(img, m, layer=first.index, max_frames=max_frames)
-        gif = "data:image/gif;base64," + base64.b64encode(gif_bytes(frames)).decode("ascii")
-        sections.append(("animation", f"The kernel sliding (layer {first.index}, kernel 0)", [
-            "<p>The window moves over the padded input (hatched: padding); each position "
-            "gives one value of the feature map on the right: the sum of the products of the "
-            "kernel with the patch under it, plus the bias.</p>", _img(gif, "animation")]))
-        out0 = acts[first.position + 1][0]
-        r, c = np.unravel_index(int(np.argmax(np.abs(out0))), out0.shape)
-        w = why(m, img, first.index, (0, int(r), int(c)))
-        sections.append(("why", f"Why is one value what it is (layer {first.index})", [
-            f"<p>The strongest value of feature map 0: row {r}, column {c}.</p>",
-            _pre(str(w)), _img(png_uri(w.picture()), "why walk-through")]))
-
+    convs = [r for r in refs if r.op in KERNEL_OPS]
+    drawn = {r.name for r in (convs[:KERNELS_SHOWN] if big else convs)}
     layer_parts: list[str] = []
+    if big:
+        layer_parts.append(
+            f'<p class="note">This model has {len(refs)} nodes, so the page stays readable: '
+            f"each node shows thumbnails of its first {MAPS_SHOWN} feature maps, and the first "
+            f"{min(KERNELS_SHOWN, len(convs))} of its {len(convs)} convs show up to 8 kernels "
+            "of 8 slices. <code>convscope show MODEL IMAGE --layer N</code> draws every map of "
+            "node N, <code>convscope kernels MODEL --layer N</code> every kernel.</p>")
     for ref in refs:
-        out = acts[ref.position + 1]
-        layer_parts.append(f'<h3 id="layer-{html.escape(ref.index)}">Layer {html.escape(ref.index)}'
-                           f": {html.escape(ref.operation)} &rarr; {format_volume(out.shape)}</h3>")
-        if out.ndim == 3:
-            layer_parts.append(_img(png_uri(feature_map_grid(m, img, ref.index)),
-                                    f"feature maps of layer {ref.index}"))
-        elif ref is refs[-1] and out.size >= 2:
-            layer_parts.append(_scores(out, getattr(m, "classes", None) or []))
-        else:
-            layer_parts.append(f'<p class="muted">{out.size} values, from {out.min():.4g} to '
-                               f"{out.max():.4g}.</p>")
-        if isinstance(ref.layer, Conv2d):
-            layer_parts.append(_img(png_uri(kernel_grid(m, ref.index, input_shape=img.shape)),
-                                    f"kernels of layer {ref.index}"))
+        layer_parts += _node_parts(m, ref, acts, prep.note, ref is refs[-1], big,
+                                   ref.name in drawn)
     sections.append(("layers", "Every layer: feature maps and kernels", layer_parts))
 
     spatial = [r for r in refs if len(r.output_shape) == 3]
     if spatial:
-        last = spatial[-1]
+        last = next((r for r in reversed(spatial) if r.rf is not None), spatial[-1])
         at = (0, last.output_shape[1] // 2, last.output_shape[2] // 2)
         rf = receptive_field(m, img, last.index, at)
-        sections.append(("receptive", f"Receptive field (layer {last.index}, centre value)", [
+        sections.append(("receptive", f"Receptive field ({last.short}, centre value)", [
             _pre(str(rf)), _img(png_uri(rf.picture()), "receptive field")]))
 
-    if len(refs[-1].output_shape) == 1 and refs[-1].output_shape[0] >= 2 and convs:
+    out = refs[-1].output_shape
+    if len(out) == 1 and out[0] >= 2 and convs:
         s = saliency_maps(m, img)
         sections.append(("saliency", "What the decision rests on: saliency and Grad-CAM", [
             _pre(str(s)), _img(png_uri(s.picture()), "saliency and Grad-CAM")]))
-
     nav = " ".join(f'<a href="#{a}">{html.escape(h.split(" (")[0])}</a>' for a, h, _ in sections)
     body = "\n".join(f'<h2 id="{a}">{html.escape(h)}</h2>\n' + "\n".join(parts)
                      for a, h, parts in sections)

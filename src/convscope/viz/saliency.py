@@ -2,10 +2,13 @@
 
 - :func:`saliency` (gradient x input): d(class score)/d(pixel) times the pixel, summed over
   the colour channels. Red pixels push the score up, blue ones down.
-- :func:`grad_cam` (Selvaraju et al., 2017): the feature maps A_k of a conv layer (default:
-  the last conv, taken after its ReLU when one follows), weighted by the mean gradient of the
+- :func:`grad_cam` (Selvaraju et al., 2017): the feature maps A_k of a node (default: the
+  last conv, taken after the elementwise nodes that follow it: its batch norm, ReLU and a
+  residual add, as Grad-CAM takes ResNet's ``layer4``), weighted by the mean gradient of the
   class score over each map, summed, rectified, scaled to [0, 1] and resized to the image.
-  Coarse (the conv's resolution) but about *where* the evidence is.
+  Coarse (the node's resolution) but about *where* the evidence is. The gradient at an inner
+  node of any model comes from running the traced graph again from that node's values
+  (:func:`convscope.viz.nodes.replay`).
 
 The class score is the logit (the model's output before softmax).
 
@@ -25,13 +28,15 @@ import numpy as np
 
 from .. import functional as F
 from ..errors import ArgumentError, ShapeError, message
-from ..nn import Conv2d, Module, ReLU
+from ..nn import Module
 from ..spec import format_volume
 from ..tensor import Tensor, enable_grad
 from .colors import diverging, symmetric_limit
 from .grid import grid
-from .layers import LayerRef, find_layer, layer_refs, prepare
+from .layers import LayerRef, Refs, activations, find_layer, layer_refs, prepare
+from .nodes import eval_mode, replay
 from .receptive import heat, image_rgb
+from .receptive_paths import JOIN_OPS, POINTWISE_OPS
 
 __all__ = ["saliency", "grad_cam", "saliency_maps", "Saliency", "saliency_picture"]
 
@@ -48,6 +53,10 @@ class Saliency:
     classes: list[str]
     probabilities: np.ndarray
     note: str | None = None
+    cam_where: str = ""  # "layer 3", or "layer4.1.relu#2 (node 65)" in a graph
+
+    def __post_init__(self) -> None:
+        self.cam_where = self.cam_where or f"layer {self.cam_layer}"
 
     def name(self, k: int) -> str:
         return self.classes[k] if k < len(self.classes) else f"class {k}"
@@ -65,7 +74,7 @@ class Saliency:
                                             for k in top),
                  f"gradient x input: from {self.grad_x_input.min():.3g} to "
                  f"{self.grad_x_input.max():.3g} (sum {self.grad_x_input.sum():.3g})",
-                 f"Grad-CAM on layer {self.cam_layer}: " + (
+                 f"Grad-CAM on {self.cam_where}: " + (
                      f"strongest at row {_peak(self.cam)[0]}, column {_peak(self.cam)[1]}"
                      if self.cam.max() > 0 else "zero everywhere (no feature map there "
                      "raises this class's score)")]
@@ -82,15 +91,13 @@ def _peak(m: np.ndarray) -> tuple[int, int]:
     return int(r), int(c)
 
 
-def _classifier(model: Module, image: np.ndarray) -> list[LayerRef]:
-    refs = layer_refs(model, image.shape)
-    out = refs[-1].output_shape
+def _classifier(refs: Refs) -> None:
+    out = refs.graph.shape_of(refs.graph.outputs[0])[1:]
     if len(out) != 1 or out[0] < 2:
         raise ShapeError(message("saliency", f"needs a classifier (one score per class), but "
                                  f"the model's output is {format_volume(out)}",
                                  "use a model that ends with linear(number of classes)",
                                  f"output {out}"))
-    return refs
 
 
 def _target(target: Any, n: int, classes: list[str]) -> int | None:
@@ -109,64 +116,62 @@ def _target(target: Any, n: int, classes: list[str]) -> int | None:
     return k
 
 
-def _forward(refs: list[LayerRef], start: int, x: Tensor) -> Tensor:
-    h: Any = x
-    for r in refs[start:]:
-        h = r.layer(h)
-    return h
+def _has_maps(ref: LayerRef) -> bool:
+    return len(ref.output_shape) == 3
 
 
-def _cam_layer(model: Module, refs: list[LayerRef], shape: tuple[int, ...],
+def _cam_layer(model: Module, refs: Refs, shape: tuple[int, ...],
                layer: int | str | None) -> LayerRef:
     if layer is not None:
-        ref = find_layer(model, layer, shape)
-        if len(ref.output_shape) != 3:
-            raise ArgumentError(message("--cam-layer", f"layer {ref.index} ({ref.name}) has no "
-                                        "feature maps", "pick a conv layer (before flatten)"))
-        return ref
-    convs = [r for r in refs if isinstance(r.layer, Conv2d)]
+        return find_layer(model, layer, shape, where="--cam-layer", kinds=_has_maps,
+                          refs=refs, what="a layer with feature maps (a conv layer, before "
+                                          "flatten)")
+    convs = [r for r in refs if r.op == "conv2d"]
     if not convs:
         raise ArgumentError(message("grad_cam", "the model has no conv layer",
                                     "Grad-CAM needs feature maps; use saliency() alone"))
-    last = convs[-1]
-    after = refs[last.position + 1] if last.position + 1 < len(refs) else None
-    return after if after is not None and isinstance(after.layer, ReLU) else last
+    ref = convs[-1]
+    while True:  # through what follows it elementwise: batch norm, activation, residual add
+        users = refs.graph.users(ref.name)
+        nxt = refs[users[0].index] if len(users) == 1 else None
+        if nxt is None or nxt.output_shape != ref.output_shape or \
+                nxt.op not in POINTWISE_OPS | JOIN_OPS:
+            return ref
+        ref = nxt
 
 
 def saliency_maps(model: Any, image: Any, target: Any = None, layer: int | str | None = None,
                   size: Any = None, seed: int = 0) -> Saliency:
     """Gradient x input and Grad-CAM for class ``target`` (default: the predicted class).
 
-    ``target`` is a class index or name; ``layer`` the Grad-CAM layer (default: the last
-    conv, after its ReLU when one follows).
+    ``target`` is a class index or name; ``layer`` the Grad-CAM node, by number or module
+    path (default: the last conv, after the elementwise nodes that follow it).
     """
     prep = prepare(model, image, size=size, seed=seed)
     m, img = prep.model, prep.image
-    refs = _classifier(m, img)
+    refs = layer_refs(m, img.shape)
+    _classifier(refs)
     classes = [str(c) for c in (getattr(m, "classes", None) or [])]
     cam_ref = _cam_layer(m, refs, img.shape, layer)
-    was = m.training
-    m.eval()
-    try:
-        with enable_grad():
-            x = Tensor(img[None], requires_grad=True)
-            logits = _forward(refs, 0, x)
-            probs = F.softmax(logits.detach(), dim=1).data[0].astype(np.float64)
-            k = _target(target, logits.shape[1], classes)
-            k = int(np.argmax(probs)) if k is None else k
-            logits[0, k].backward()
-            assert x.grad is not None
-            gxi = (x.grad.data[0] * img).sum(axis=0).astype(np.float64)
-            acts = _forward(refs[:cam_ref.position + 1], 0, Tensor(img[None]))
-            a = Tensor(acts.data, requires_grad=True)
-            _forward(refs, cam_ref.position + 1, a)[0, k].backward()
-            assert a.grad is not None
-            cam = _cam(a.data[0].astype(np.float64), a.grad.data[0].astype(np.float64),
-                       img.shape[1:])
-    finally:
-        m.train(was)
+    acts = activations(m, img)
+    graph = acts.graph
+    with eval_mode(m), enable_grad():
+        x = Tensor(img[None], requires_grad=True)
+        logits = m(x)
+        probs = F.softmax(logits.detach(), dim=1).data[0].astype(np.float64)
+        k = _target(target, logits.shape[1], classes)
+        k = int(np.argmax(probs)) if k is None else k
+        logits[0, k].backward()
+        assert x.grad is not None
+        gxi = (x.grad.data[0] * img).sum(axis=0).astype(np.float64)
+        a = Tensor(graph.values[cam_ref.name], requires_grad=True)  # type: ignore[index]
+        replay(graph, {cam_ref.name: a}, graph.outputs[0])[0, k].backward()
+        assert a.grad is not None
+        cam = _cam(a.data[0].astype(np.float64), a.grad.data[0].astype(np.float64),
+                   img.shape[1:])
     return Saliency(image=img, grad_x_input=gxi, cam=cam, cam_layer=cam_ref.index, target=k,
-                    classes=classes, probabilities=probs, note=prep.note)
+                    classes=classes, probabilities=probs, note=prep.note,
+                    cam_where=cam_ref.short)
 
 
 def _cam(acts: np.ndarray, grads: np.ndarray, hw: tuple[int, ...]) -> np.ndarray:
@@ -216,6 +221,6 @@ def saliency_picture(s: Saliency) -> np.ndarray:
              + (f" [{s.note}]" if s.note else ""))
     return grid(pics, [f"input {format_volume(s.image.shape)}",
                        f"gradient x input (red: for {s.name(t)!r}, blue: against)",
-                       f"Grad-CAM, layer {s.cam_layer} (hot: evidence)" if s.cam.max() > 0
-                       else f"Grad-CAM, layer {s.cam_layer}: zero everywhere"],
+                       f"Grad-CAM, {s.cam_where} (hot: evidence)" if s.cam.max() > 0
+                       else f"Grad-CAM, {s.cam_where}: zero everywhere"],
                 title=title, legend=False, cols=3)

@@ -1,4 +1,5 @@
-"""A :class:`~convscope.viz.why.Why` as text (the CLI's output) and as a picture (``--out``)."""
+"""A :class:`~convscope.viz.why.Why` as text: the CLI's output (the picture is
+:mod:`convscope.viz.why_draw`)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..spec import format_volume
-from .colors import diverging, grey
-from .draw import INK, PALE, canvas, cells, colour_bar, stack, text_picture
-from .grid import font
 
 if TYPE_CHECKING:
     from .why import Why
 
-__all__ = ["render", "draw"]
+__all__ = ["render", "span", "conv_notes", "pool_parts", "strongest", "decimals", "signed"]
 
 _WIDTH = 100
 _GRID_CHANNELS = 4  # input channels shown as number grids (the rest: their sums)
@@ -42,14 +40,24 @@ def _where(w: Why) -> str:
     return f"rows {span(w.rows)}, columns {span(w.cols)}"
 
 
-def _num(v: float) -> str:
+def signed(v: float) -> str:
+    """``+0.0459``; a tiny value in powers of ten (``-3.40e-05``), a huge one shortened."""
+    if v and abs(v) < 5e-4:  # tiny (an untrained deep layer): keep its digits visible
+        return f"{v:+.2e}"
     return f"{v:+.4f}" if abs(v) < 1e4 else f"{v:+.4g}"
+
+
+def decimals(m: float) -> int:
+    """Decimals that show about two significant digits of values up to ``m`` (3 at least
+    below 10)."""
+    if 0 < m < 0.01:
+        return min(7, 1 - int(np.floor(np.log10(m))))
+    return 3 if m < 10 else 2 if m < 100 else 1
 
 
 def _block(values: np.ndarray, pad: np.ndarray | None, mark: np.ndarray | None = None) -> list[str]:
     """A grid of numbers; padding cells end with '*', a marked cell is in brackets."""
-    m = float(np.max(np.abs(values[np.isfinite(values)]), initial=0.0))
-    d = 3 if m < 10 else 2 if m < 100 else 1
+    d = decimals(float(np.max(np.abs(values[np.isfinite(values)]), initial=0.0)))
     texts = [["-inf" if np.isneginf(v) else f"{v + 0.0:.{d}f}" for v in row] for row in values]
     width = max(len(t) for row in texts for t in row)
     lines = []
@@ -85,43 +93,107 @@ def _side_by_side(blocks: list[tuple[str, list[str]]], indent: str = "    ") -> 
 
 
 def _header(w: Why) -> list[str]:
-    lines = [f"layer {w.layer}: {w.operation}",
-             f"input {format_volume(w.input_shape)} -> output {format_volume(w.output_shape)}"]
+    lines = [f"{w.where}: {w.operation}",
+             f"input {format_volume(w.input_shape)}{w.origin} -> output "
+             f"{format_volume(w.output_shape)}"]
     if w.note:
         lines.append(f"note: {w.note}")
     return lines + [""]
+
+
+def conv_notes(w: Why) -> list[str]:
+    """What groups, stride and dilation do to this window (nothing for a plain conv)."""
+    d = w.details
+    groups, stride, dilation = d.get("groups", 1), d.get("stride", (1, 1)), \
+        d.get("dilation", (1, 1))
+    o = w.at[0]
+    notes = []
+    if groups > 1 and len(w.channels) == 1:
+        notes.append(f"depthwise (groups = {groups}): each kernel has depth 1; output channel "
+                     f"{o} reads input channel {w.channels[0]} only")
+    elif groups > 1:
+        notes.append(f"groups = {groups}: output channel {o} is in group "
+                     f"{w.channels[0] // len(w.channels)}, which reads input channels "
+                     f"{w.channels[0]}..{w.channels[-1]} only")
+    if w.kind == "conv" and (stride != (1, 1) or dilation != (1, 1)):
+        (pt, _), (pl, _) = d["pad"]
+        apart = (f"; dilation {_pair(dilation)}: its cells are {dilation[0]} rows and "
+                 f"{dilation[1]} columns apart" if dilation != (1, 1) else "")
+        notes.append(f"stride {_pair(stride)}: the window of output row {w.at[1]} starts at "
+                     f"input row {w.at[1]} x {stride[0]} - {pt} = {int(w.rows[0])} (column "
+                     f"{w.at[2]}: {w.at[2]} x {stride[1]} - {pl} = {int(w.cols[0])}){apart}")
+    return notes
+
+
+def _pair(v: tuple[int, int]) -> str:
+    return str(v[0]) if v[0] == v[1] else f"{v[0]}x{v[1]}"
 
 
 def _conv(w: Why) -> list[str]:
     assert w.kernel is not None and w.products is not None and w.channel_sums is not None
     d, kh, kw = w.kernel.shape
     o, r, c = w.at
-    n = d * kh * kw
     lines = textwrap.wrap(f"output channel {o}, row {r}, column {c} = kernel {o} ({kh}x{kw}x{d}) "
                           f"times the {kh}x{kw}x{d} input patch at {_where(w)}, summed, plus the "
                           "bias:", _WIDTH)
+    lines += [f"  {note}" for note in conv_notes(w)]
     if w.padding.any():
         lines.append(f"  * = {_PAD_MEANING[w.padding_mode]}: {int(w.padding.sum())} of the "
                      f"{kh * kw} window cells are padding")
     lines.append("")
+    lines += _grids(w, ("patch (input values)", f"kernel {o}, slice {{i}}", "products"))
+    return lines + _total(w)
+
+
+def strongest(w: Why, limit: int) -> list[int]:
+    """Which input channels (indices into ``w.channels``) to draw: all of them when there
+    are at most ``limit``, else the ``limit`` with the largest |sum|, in channel order."""
+    assert w.channel_sums is not None
+    d = len(w.channel_sums)
+    if d <= limit:
+        return list(range(d))
+    top = np.argsort(-np.abs(w.channel_sums), kind="stable")[:limit]
+    return sorted(int(i) for i in top)
+
+
+def _grids(w: Why, titles: tuple[str, str, str]) -> list[str]:
+    """Per input channel: the values, the kernel slice and the products as number grids
+    (all channels, or the few with the largest sums), then the sum per channel of all."""
+    assert w.kernel is not None and w.products is not None and w.channel_sums is not None
+    d, kh, kw = w.kernel.shape
+    lines = []
     grids = max(kh, kw) <= _GRID_KERNEL
-    shown = min(d, _GRID_CHANNELS) if grids else 0
-    for i in range(shown):
+    shown = strongest(w, _GRID_CHANNELS) if grids else []
+    counts = int((~w.padding).sum()) if w.kind == "transposed conv" else kh * kw
+    if len(shown) < d and shown:
+        lines.append(f"  the {len(shown)} input channels with the largest sums (of {d}):")
+    for i in shown:
         ch = w.channels[i]
         lines.append(f"  input channel {ch}:")
-        lines += _side_by_side([("patch (input values)", _block(w.patch[i], w.padding)),
-                                (f"kernel {o}, slice {i}", _block(w.kernel[i], None)),
-                                ("products", _block(w.products[i], w.padding))])
-        lines.append(f"    sum of {kh * kw} products = {_num(w.channel_sums[i])}")
-    if shown < d:
-        what = ("" if not grids else f"input channels {w.channels[shown]}..{w.channels[-1]} "
-                "(grids left out): ")
-        lines.append(f"  {what}sum of the {kh * kw} products per input channel:")
-        items = [f"ch {ch}: {_num(s)}" for ch, s in zip(w.channels[shown:], w.channel_sums[shown:],
+        lines += _side_by_side([(titles[0], _block(w.patch[i], w.padding)),
+                                (titles[1].format(i=i, ch=ch), _block(w.kernel[i], None)),
+                                (titles[2], _block(w.products[i], w.padding))])
+        lines.append(f"    sum of {counts} product{'s' * (counts != 1)} = "
+                     f"{signed(w.channel_sums[i])}")
+    if len(shown) < d:
+        what = "" if not grids else "every input channel (grids above for some): "
+        lines.append(f"  {what}sum of the {counts} product{'s' * (counts != 1)} per input "
+                     "channel:")
+        items = [f"ch {ch}: {signed(s)}" for ch, s in zip(w.channels, w.channel_sums,
                                                        strict=True)]
-        for k in range(0, len(items), 6):
-            lines.append("    " + "   ".join(items[k:k + 6]))
-    lines.append("")
+        width = max(len(item) for item in items)
+        per = max(1, (_WIDTH - 1) // (width + 3))
+        for k in range(0, len(items), per):
+            lines.append(("    " + "   ".join(i.ljust(width) for i in items[k:k + per])).rstrip())
+    return lines + [""]
+
+
+def _total(w: Why) -> list[str]:
+    """The sum of the products, the bias and the value, checked against the forward pass."""
+    assert w.kernel is not None and w.channel_sums is not None
+    d, kh, kw = w.kernel.shape
+    n = d * int((~w.padding).sum()) if w.kind == "transposed conv" else d * kh * kw
+    lines = []
     sums = w.channel_sums
     total = float(sums.sum())
     terms = " ".join(f"{'+' if s >= 0 else '-'} {abs(s):.4f}" for s in sums).lstrip("+ ")
@@ -133,14 +205,44 @@ def _conv(w: Why) -> list[str]:
     return lines
 
 
-def _pool_parts(w: Why) -> tuple[list[str], list[str]]:
+def _transposed(w: Why) -> list[str]:
+    assert w.kernel is not None
+    d, kh, kw = w.kernel.shape
+    o, r, c = w.at
+    dd = w.details
+    (sh, sw), (dh, _), (ph, _) = dd["stride"], dd["dilation"], dd["pad"]
+    lines = textwrap.wrap(
+        f"output channel {o}, row {r}, column {c} of a transposed conv: every input value x "
+        f"adds x times its {kh}x{kw} kernel slice to a window of the output; the windows of "
+        f"neighbouring input values start {sh} rows ({sw} columns) apart. Kernel row a of "
+        f"input row i lands on output row i x "
+        f"{sh} - {ph} + a x {dh}, so row {r} gets kernel row a from input row ({r} + {ph} - a x "
+        f"{dh}) / {sh} when that is a whole number inside the input; columns likewise.", _WIDTH)
+    lines += [f"  {note}" for note in conv_notes(w)]
+    lines.append("  input row per kernel row: " + _landings(w.rows) + "; input column per "
+                 "kernel column: " + _landings(w.cols))
+    lines.append(f"  * = no input value lands on this kernel entry ({dd['lands']} of the "
+                 f"{kh * kw} entries carry one)")
+    lines.append("")
+    lines += _grids(w, ("input value landing", f"kernel entries [{{ch}}, {o}]", "products"))
+    return lines + _total(w)
+
+
+def _landings(idx: np.ndarray) -> str:
+    return ", ".join(f"{a}: {'-' if i < 0 else int(i)}" for a, i in enumerate(idx))
+
+
+def pool_parts(w: Why) -> tuple[list[str], list[str]]:
     """(the sentence before the window's numbers, the result after them)."""
     ch, r, c = w.at
     kh, kw = w.padding.shape
     patch = w.patch[0]
+    adaptive = (" (adaptive: rows floor(i*H/H_out) .. ceil((i+1)*H/H_out) - 1)"
+                if w.kind == "adaptive average pool" else "")
     before = textwrap.wrap(f"output channel {ch}, row {r}, column {c} = the "
                            f"{'largest value' if w.kind == 'max pool' else 'mean'} of the "
-                           f"{kh}x{kw} window of input channel {ch} at {_where(w)}:", _WIDTH)
+                           f"{kh}x{kw} window of input channel {ch} at {_where(w)}{adaptive}:",
+                           _WIDTH)
     if w.padding.any():
         before.append("  * = padding" + (" (-inf: it never wins)" if w.kind == "max pool" else
                                          " (0)"))
@@ -161,7 +263,7 @@ def _pool_parts(w: Why) -> tuple[list[str], list[str]]:
 
 
 def _pool(w: Why) -> list[str]:
-    before, after = _pool_parts(w)
+    before, after = pool_parts(w)
     mark = None
     if w.kind == "max pool":
         mark = np.zeros_like(w.padding)
@@ -169,9 +271,13 @@ def _pool(w: Why) -> list[str]:
     return before + _block(w.patch[0], w.padding, mark) + after
 
 
+def _at(w: Why) -> str:
+    return ", ".join(f"{n} {v}" for n, v in zip(("channel", "row", "column"), w.at, strict=False))
+
+
 def _point(w: Why) -> list[str]:
     x = float(w.patch.reshape(-1)[0])
-    at = ", ".join(f"{n} {v}" for n, v in zip(("channel", "row", "column"), w.at, strict=False))
+    at = _at(w)
     if w.kind == "relu":
         body = (f"ReLU at {at}: max(x, 0) of the input value x = {x:.6g} at the same place "
                 f"-> {w.value:.6g}" + ("  (negative: set to 0)" if x < 0 else "  (kept)"))
@@ -179,14 +285,70 @@ def _point(w: Why) -> list[str]:
         body = f"dropout at {at} in eval mode passes its input: {x:.6g}"
     elif w.kind == "flatten":
         src = w.details["source"]
-        body = (f"flatten: value {w.at[0]} is input channel {src[0]}, row {src[1]}, column "
-                f"{src[2]} (order: channel, then row, then column): {x:.6g}")
-    else:
+        where = (f"input channel {src[0]}, row {src[1]}, column {src[2]} (order: channel, then "
+                 "row, then column)" if len(src) == 3 else f"input value {src}")
+        body = f"flatten: value {w.at[-1] if len(w.at) == 1 else w.at} is {where}: {x:.6g}"
+    elif w.kind == "batch norm":
         dd = w.details
         body = (f"batch norm at {at}: (x - mean) / sqrt(var + eps) * gamma + beta = "
                 f"({x:.4g} - {dd['mean']:.4g}) / sqrt({dd['var']:.4g} + {dd['eps']:g}) * "
-                f"{dd['gamma']:.4g} + {w.bias:.4g} = {w.value:.6g}")
+                f"{dd['gamma']:.4g} + {w.bias:.4g} = {w.value:.6g}"
+                + ("" if dd.get("statistics", "running") == "running" else
+                   " (mean and var of this input: no running statistics)"))
+    else:
+        body = (f"{w.kind} at {at}: {w.details['formula']}, with x = {x:.6g} the input value at "
+                f"the same place -> {w.value:.6g}")
     return [body, f"the forward pass gave {w.forward_value:.6g}"]
+
+
+def _binary(w: Why) -> list[str]:
+    (na, a), (nb, b) = w.operands
+    sign, alpha = w.details["sign"], w.details["alpha"]
+    scaled = f"{alpha:g} x " if alpha != 1 else ""
+    what = {"+": "the sum", "-": "the difference", "*": "the product", "/": "the quotient"}[sign]
+    return [f"{w.kind} at {_at(w)}: {what} of its two inputs' values at the same place:",
+            f"  {na}: {a:+.6g}", f"  {sign} {scaled}{nb}: {b:+.6g}",
+            f"  = {w.value:.6g}   (the forward pass gave {w.forward_value:.6g})"]
+
+
+def _cat(w: Why) -> list[str]:
+    dd = w.details
+    axis = ("channel", "row", "column")[dd["axis"]] if len(w.at) == 3 else f"axis {dd['axis']}"
+    (name, v), = w.operands
+    spans, start = [], 0
+    for k, size in enumerate(dd["sizes"]):
+        spans.append(f"{axis}s {start}..{start + size - 1} from input {k}")
+        start += size
+    local = ", ".join(f"{n} {v}" for n, v in zip(("channel", "row", "column"), dd["local"],
+                                                  strict=False))
+    return [f"cat along the {axis}s: " + "; ".join(spans) + ".",
+            f"{_at(w)} lies in input {dd['part']} ({name}): its {local} = {v:.6g}",
+            f"the forward pass gave {w.forward_value:.6g}"]
+
+
+def _interpolate(w: Why) -> list[str]:
+    assert w.kernel is not None and w.products is not None
+    ch, r, c = w.at
+    mode = w.details["mode"]
+    rows, cols = ", ".join(map(str, w.rows)), ", ".join(map(str, w.cols))
+    lines = [f"output channel {ch}, row {r}, column {c} ({mode}) reads input channel {ch} at "
+             f"rows {rows}, columns {cols}:"]
+    for i, row in enumerate(w.rows):
+        for j, col in enumerate(w.cols):
+            lines.append(f"  x[{row}, {col}] = {w.patch[0, i, j]:+.5f} x weight "
+                         f"{w.kernel[0, i, j]:.4f} = {w.products[0, i, j]:+.5f}")
+    lines.append(f"  = {w.value:.6g}   (the forward pass gave {w.forward_value:.6g})")
+    return lines
+
+
+def _softmax(w: Why) -> list[str]:
+    dd = w.details
+    x = float(w.patch.reshape(-1)[0])
+    rule = ("exp(x - max) / sum of exp(x_j - max)" if w.kind == "softmax" else
+            "x - max - log(sum of exp(x_j - max))")
+    return [f"{w.kind} at {_at(w)} over the {dd['count']} values along axis {dd['axis']}: "
+            f"{rule}, with x = {x:.6g}, max = {dd['top']:.6g}, sum = {dd['sum']:.6g} "
+            f"-> {w.value:.6g}", f"the forward pass gave {w.forward_value:.6g}"]
 
 
 def _linear(w: Why) -> list[str]:
@@ -194,7 +356,7 @@ def _linear(w: Why) -> list[str]:
     prods = w.products.reshape(-1)
     xs, ws = w.patch.reshape(-1), w.kernel.reshape(-1)
     top = np.argsort(-np.abs(prods), kind="stable")[:8]
-    lines = [f"output {w.at[0]} = the {prods.size} inputs times row {w.at[0]} of the weights, "
+    lines = [f"output {w.at[-1]} = the {prods.size} inputs times row {w.at[-1]} of the weights, "
              "summed, plus the bias. The largest products:"]
     for i in top:
         lines.append(f"  input {i:>6}: {xs[i]:+.4f} x {ws[i]:+.4f} = {prods[i]:+.5f}")
@@ -206,131 +368,14 @@ def _linear(w: Why) -> list[str]:
 
 def render(w: Why) -> str:
     """The walk-through as text (<= 100 columns)."""
-    body = {"conv": _conv, "max pool": _pool, "average pool": _pool,
-            "linear": _linear}.get(w.kind, _point)(w)
+    body = {"conv": _conv, "transposed conv": _transposed, "max pool": _pool,
+            "average pool": _pool, "adaptive average pool": _pool, "linear": _linear,
+            "add": _binary, "sub": _binary, "mul": _binary, "div": _binary, "cat": _cat,
+            "interpolate": _interpolate, "softmax": _softmax,
+            "log softmax": _softmax}.get(w.kind, _point)(w)
     lines = []
     for line in _header(w) + body:
         lead = " " * (len(line) - len(line.lstrip()))
         lines += textwrap.wrap(line, _WIDTH, subsequent_indent=lead + "  ",
                                drop_whitespace=True) if len(line) > _WIDTH else [line]
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- the picture
-def _tile_colours(values: np.ndarray, vmax: float | None, pad: np.ndarray | None,
-                  image_like: bool) -> np.ndarray:
-    v = np.where(np.isfinite(values), values, 0.0)
-    if image_like:
-        return grey(v, 0.0, 1.0)
-    return diverging(v, vmax if vmax else None)
-
-
-def _numbers(draw: object, x0: int, y0: int, values: np.ndarray, size: int, rgb: np.ndarray,
-             mark: tuple[int, int] | None = None) -> None:
-    fnt = font(10 if size < 44 else 11)
-    for i in range(values.shape[0]):
-        for j in range(values.shape[1]):
-            v = values[i, j]
-            s = "-inf" if np.isneginf(v) else f"{v + 0.0:.2f}" if abs(v) < 10 else f"{v:.3g}"
-            s = "0.00" if s == "-0.00" else s
-            light = rgb[i, j].astype(int).sum() < 330
-            tw = draw.textlength(s, font=fnt)  # type: ignore[attr-defined]
-            draw.text((x0 + j * size + (size - tw) / 2, y0 + i * size + size / 2 - 6), s,  # type: ignore[attr-defined]
-                      fill=(255, 255, 255) if light else INK, font=fnt)
-    if mark is not None:
-        i, j = mark
-        draw.rectangle((x0 + j * size, y0 + i * size, x0 + (j + 1) * size,  # type: ignore[attr-defined]
-                        y0 + (i + 1) * size), outline=(0, 0, 0), width=3)
-
-
-def _conv_picture(w: Why) -> np.ndarray:
-    from PIL import Image
-
-    assert w.kernel is not None and w.products is not None and w.channel_sums is not None
-    d, kh, kw = w.kernel.shape
-    rows = min(d, 6)
-    size = int(np.clip(210 // max(kh, kw), 8, 48))
-    real = w.patch[:, ~w.padding] if (~w.padding).any() else w.patch.reshape(d, -1)
-    image_like = bool(real.size and real.min() >= 0 and real.max() <= 1)
-    kmax = float(np.abs(w.kernel).max()) or 1.0
-    pmax = float(np.abs(w.products).max()) or 1.0
-    tile = (kw * size, kh * size)
-    lead, gap, row_h = 90, 40, kh * size + 26
-    width = lead + 3 * tile[0] + 2 * gap + 170
-    top = 76
-    img, draw = canvas(width, top + rows * row_h + 120)
-    big = font(15)
-    o, r, c = w.at
-    draw.text((12, 8), f"layer {w.layer}: {w.operation}", fill=INK, font=big)
-    draw.text((12, 30), f"output channel {o}, row {r}, column {c}: kernel {o} ({kh}x{kw}x{d}) "
-              f"x the input patch at {_where(w)}", fill=INK, font=font(13))
-    small = font(12)
-    for k, title in enumerate(("patch (input)", f"kernel {o}", "products")):
-        draw.text((lead + k * (tile[0] + gap), 54), title, fill=PALE, font=small)
-    draw.text((lead + 3 * tile[0] + 2 * gap + 14, 54), "sum per channel", fill=PALE, font=small)
-    for i in range(rows):
-        y0 = top + i * row_h
-        draw.text((12, y0 + tile[1] // 2 - 7), f"channel {w.channels[i]}", fill=INK, font=small)
-        grids = [(w.patch[i], _tile_colours(w.patch[i], None, w.padding, image_like), True),
-                 (w.kernel[i], diverging(w.kernel[i], kmax), False),
-                 (w.products[i], diverging(w.products[i], pmax), True)]
-        for k, (vals, rgb, padded) in enumerate(grids):
-            x0 = lead + k * (tile[0] + gap)
-            pic = cells(rgb, size, w.padding if padded else None, w.padding_mode == "zeros")
-            img.paste(Image.fromarray(pic), (x0, y0))
-            draw.rectangle((x0 - 1, y0 - 1, x0 + tile[0], y0 + tile[1]), outline=(150, 150, 150))
-            if size >= 30:
-                _numbers(draw, x0, y0, vals, size, rgb)
-            if k < 2:
-                draw.text((x0 + tile[0] + gap // 2 - 5, y0 + tile[1] // 2 - 9),
-                          "x" if k == 0 else "=", fill=INK, font=big)
-        draw.text((lead + 3 * tile[0] + 2 * gap + 14, y0 + tile[1] // 2 - 8),
-                  f"= {w.channel_sums[i]:+.4f}", fill=INK, font=font(14))
-    y = top + rows * row_h + 4
-    if rows < d:
-        draw.text((12, y), f"... and {d - rows} more input channels (their sums: "
-                  f"{float(w.channel_sums[rows:].sum()):+.4f} together)", fill=PALE, font=small)
-        y += 18
-    draw.text((12, y), f"sum of {d * kh * kw} products {float(w.channel_sums.sum()):+.5f} "
-              f"+ bias {w.bias:+.5f} = {w.value:.5f}   (forward pass: {w.forward_value:.5f})",
-              fill=INK, font=font(14))
-    colour_bar(img, draw, 12, y + 30, kmax, label=f"kernel colours; products: the same "
-                                                   f"scale up to +-{pmax:.3g}")
-    pad_note = "hatched = padding" + ("" if w.padding_mode == "zeros" else
-                                      f" ({w.padding_mode}: tinted copies)")
-    draw.text((12, y + 64), ("patch: grey levels 0..1; " if image_like else "patch and products:"
-                             " blue < 0 < red; ") + pad_note, fill=PALE, font=small)
-    return np.asarray(img).copy()
-
-
-def _pool_picture(w: Why) -> np.ndarray:
-    from PIL import Image
-
-    patch = w.patch[0]
-    kh, kw = patch.shape
-    size = int(np.clip(240 // max(kh, kw), 12, 56))
-    finite = patch[np.isfinite(patch)]
-    image_like = bool(finite.size and finite.min() >= 0 and finite.max() <= 1)
-    rgb = _tile_colours(patch, None, w.padding, image_like)
-    before, after = _pool_parts(w)
-    head = text_picture([f"layer {w.layer}: {w.operation}"] + [t.strip() for t in before])
-    tail = text_picture([t.strip().replace("[in brackets]", "(outlined)") for t in after])
-    img, draw = canvas(kw * size + 40, kh * size + 20)
-    img.paste(Image.fromarray(cells(rgb, size, w.padding)), (20, 10))
-    mark = w.details["window"] if w.kind == "max pool" else None
-    if size >= 30:
-        _numbers(draw, 20, 10, patch, size, rgb, mark)
-    elif mark is not None:
-        i, j = mark
-        draw.rectangle((20 + j * size, 10 + i * size, 20 + (j + 1) * size, 10 + (i + 1) * size),
-                       outline=(0, 0, 0), width=2)
-    return stack([head, np.asarray(img), tail], gap=0)
-
-
-def draw(w: Why) -> np.ndarray:
-    """The walk-through as an RGB uint8 picture."""
-    if w.kind == "conv":
-        return _conv_picture(w)
-    if w.kind in ("max pool", "average pool"):
-        return _pool_picture(w)
-    return text_picture(render(w).splitlines())
