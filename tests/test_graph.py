@@ -308,3 +308,14 @@ def test_every_layers_output_shape_is_what_its_forward_gives(k, h, w, n):
     assert layer.output_shape(x.shape) == layer(x).shape
     rebuilt = type(layer)(**layer.get_config())
     assert rebuilt.get_config() == layer.get_config()
+
+
+def test_hooks_do_not_see_a_trace_but_see_every_real_call():
+    model = Net()
+    calls = []
+    model.layer[0].relu.register_forward_hook(lambda m, a, out: calls.append(out.shape))
+    trace(model, (3, 8, 8))
+    cs.explain(model, (3, 8, 8))
+    assert calls == []
+    model(np.zeros((2, 3, 8, 8), np.float32))
+    assert calls == [(2, 4, 8, 8), (2, 4, 8, 8)]  # the block's ReLU, called twice

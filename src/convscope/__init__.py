@@ -46,6 +46,7 @@ _LAZY_NAMES = {
     "load": ("io", "load"),
     "fit": ("train", "fit"),
     "explain_value": ("viz.why", "why"),
+    "compile": ("graph", "compile"),
 }
 
 __all__ = [

@@ -7,6 +7,8 @@ ONNX export, model files and the fusion pass read it; a ``Sequential`` is the sp
 of a chain. :class:`GraphModule` runs a graph as a model (a graph read from a file).
 """
 
+from .fuse import compile as compile
+from .fuse import fuse as fuse
 from .ir import Graph as Graph
 from .ir import Node as Node
 from .ir import Source as Source
@@ -17,4 +19,4 @@ from .module import to_json as to_json
 from .trace import trace as trace
 
 __all__ = ["Graph", "Node", "Source", "TraceFailure", "GraphModule", "trace", "to_json",
-           "from_json"]
+           "from_json", "fuse", "compile"]

@@ -21,7 +21,7 @@ import numpy as np
 from .. import tracing
 from ..errors import ArgumentError, FileFormatError, ShapeError, message
 from ..nn.module import Module, Parameter
-from ..tensor import Tensor
+from ..tensor import Tensor, as_array
 from .ir import Graph, Node, Source
 
 __all__ = ["GraphModule", "to_json", "from_json", "GRAPH_FORMAT", "layer_classes"]
@@ -63,6 +63,16 @@ def _decode(value: Any, inputs: Sequence[Any]) -> Any:
     return value
 
 
+_PARAMS: dict[Any, tuple] = {}
+
+
+def _parameters(fn: Any) -> tuple:
+    params = _PARAMS.get(fn)
+    if params is None:
+        params = _PARAMS[fn] = tuple(inspect.signature(fn).parameters.values())
+    return params
+
+
 def call_recorded(node: Node, args: Sequence[Any]) -> Any:
     """Call a function node's function with its recorded arguments and these inputs."""
     fn = tracing.OPS.get(node.target)
@@ -76,7 +86,7 @@ def call_recorded(node: Node, args: Sequence[Any]) -> Any:
     bound = {k: _decode(v, args) for k, v in attrs.items()}
     pos: list[Any] = []
     kw: dict[str, Any] = {}
-    for p in inspect.signature(fn).parameters.values():
+    for p in _parameters(fn):
         if p.name not in bound:
             continue
         v = bound[p.name]
@@ -104,6 +114,8 @@ class GraphModule(Module):
         The parameters and buffers the graph's function nodes read directly, by
         state_dict name.
     """
+
+    fused_inference = True  # inference runs the fused graph (graph/fuse.py)
 
     def __init__(self, graph: Graph, params: dict[str, Any] | None = None) -> None:
         super().__init__()
@@ -155,27 +167,34 @@ class GraphModule(Module):
         return self.get_submodule(path) if path else self._modules["0"]
 
     def forward(self, *inputs: Any) -> Any:
-        g = self.graph
-        env: dict[str, Any] = {}
-        ins = g.inputs
-        if len(inputs) != len(ins):
-            raise ArgumentError(message("graph model", f"forward takes {len(ins)} input(s)",
-                                        "pass one array per input", f"{len(inputs)} given"))
-        for src, x in zip(ins, inputs, strict=True):
-            env[src.name] = x if isinstance(x, Tensor) else Tensor(x, dtype=np.float32)
-        for name, src in g.sources.items():
-            if src.kind == "param":
-                env[name] = _lookup(self, name)
-            elif src.kind == "constant":
-                env[name] = Tensor._wrap(src.value)
-        for node in g.nodes:
-            args = [env[i] for i in node.inputs]
-            if node.kind == "module":
-                env[node.name] = self._layer(node.target)(*args)
-            else:
-                env[node.name] = call_recorded(node, args)
-        outs = tuple(env[o] for o in g.outputs)
-        return outs if g.output_tuple else outs[0]
+        return run_graph(self.graph, self, inputs)
+
+
+def run_graph(graph: Graph, root: Module, inputs: Sequence[Any]) -> Any:
+    """Run ``graph``'s nodes in order on ``inputs``; layers and parameters are looked up in
+    ``root`` by their paths at each call (so a replaced buffer or layer is the one used)."""
+    env: dict[str, Any] = {}
+    ins = graph.inputs
+    if len(inputs) != len(ins):
+        raise ArgumentError(message("graph model", f"forward takes {len(ins)} input(s)",
+                                    "pass one array per input", f"{len(inputs)} given"))
+    for src, x in zip(ins, inputs, strict=True):
+        env[src.name] = x if isinstance(x, Tensor) else Tensor._wrap(
+            np.ascontiguousarray(as_array(x, "graph model")))  # float64 stays float64
+    for name, src in graph.sources.items():
+        if src.kind == "param":
+            env[name] = _lookup(root, name)
+        elif src.kind == "constant":
+            env[name] = Tensor._wrap(src.value)
+    for node in graph.nodes:
+        args = [env[i] for i in node.inputs]
+        if node.kind == "module":
+            layer = root.get_submodule(node.target) if node.target else root._modules["0"]
+            env[node.name] = layer(*args)
+        else:
+            env[node.name] = call_recorded(node, args)
+    outs = tuple(env[o] for o in graph.outputs)
+    return outs if graph.output_tuple else outs[0]
 
 
 def _lookup(model: Module, name: str) -> Any:

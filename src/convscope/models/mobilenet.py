@@ -66,6 +66,8 @@ class InvertedResidual(Module):
 class MobileNetV2(Module):
     """torchvision's ``MobileNetV2`` (``width_mult``, ``round_nearest``, ``dropout``)."""
 
+    fused_inference = True  # inference runs the fused graph (graph/fuse.py)
+
     def __init__(self, num_classes: int = 1000, width_mult: float = 1.0,
                  round_nearest: int = 8, dropout: float = 0.2, in_channels: int = 3,
                  seed: Any = None) -> None:

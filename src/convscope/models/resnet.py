@@ -60,6 +60,8 @@ class ResNet(Module):
     adaptive average pool), output (N, num_classes).
     """
 
+    fused_inference = True  # inference runs the fused graph (graph/fuse.py)
+
     def __init__(self, layers: tuple[int, int, int, int], num_classes: int = 1000,
                  in_channels: int = 3, seed: Any = None) -> None:
         super().__init__()

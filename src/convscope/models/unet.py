@@ -60,6 +60,8 @@ class UNet(Module):
     (N, num_classes, H, W).
     """
 
+    fused_inference = True  # inference runs the fused graph (graph/fuse.py)
+
     def __init__(self, in_channels: int = 3, num_classes: int = 2, base: int = 16,
                  depth: int = 3, seed: Any = None) -> None:
         super().__init__()

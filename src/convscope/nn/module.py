@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import shapes, tracing
 from ..errors import ArgumentError, ArgumentTypeError, ConvscopeError, ShapeError, message
-from ..tensor import Tensor, as_array
+from ..tensor import Tensor, as_array, is_grad_enabled
 
 __all__ = ["Parameter", "Module", "Sequential", "make_rng"]
 
@@ -85,6 +85,7 @@ class Module:
     """
 
     op: str | None = None
+    fused_inference = False  # cs.compile(model): inference runs the fused graph
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -138,13 +139,20 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run ``forward``, with the forward hooks around it and, inside a trace, recorded."""
+        rec = tracing.active()
+        if rec is not None:  # a trace is convscope's own business: hooks do not see it
+            return rec.call_module(self, args, kwargs) if not tracing.quiet() else \
+                self.forward(*args, **kwargs)
         for hook in list(self._forward_pre_hooks.values()):
             changed = hook(self, args)
             if changed is not None:
                 args = changed if isinstance(changed, tuple) else (changed,)
-        rec = tracing.active()
-        if rec is not None and not tracing.quiet():
-            result = rec.call_module(self, args, kwargs)
+        if self.fused_inference and not self.training and not is_grad_enabled():
+            from ..graph.fuse import compiled_call
+
+            result = compiled_call(self, args, kwargs)
+            if result is NotImplemented:
+                result = self.forward(*args, **kwargs)
         else:
             result = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
