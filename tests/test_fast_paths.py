@@ -74,9 +74,22 @@ STRIDED = [
     ConvCase("s2_many_channels", 2, 24, 9, 9, 20, 3, 3, (2, 2), _pad(1, 1, 1, 1)),
     ConvCase("s2_batch_0", 0, 3, 8, 8, 4, 3, 3, (2, 2), _pad(1, 1, 1, 1)),
 ]
+# The blocked matrix product (panel): ResNet's narrow planes (7 wide: runs shorter than a
+# vector), stride 2 with 3x3, 1x1 and 7x7 kernels, positions crossing images, a channel
+# count that is not a multiple of 4, many kernel entries (several panels along K)
+PANEL = [
+    ConvCase("p_s2_7wide", 3, 5, 14, 14, 6, 3, 3, (2, 2), _pad(1, 1, 1, 1)),
+    ConvCase("p_s1_narrow_many_k", 2, 20, 5, 7, 9, 3, 3, padding=_pad(1, 1, 1, 1)),
+    ConvCase("p_1x1_s2_wide", 2, 6, 9, 70, 5, 1, 1, (2, 2)),
+    ConvCase("p_7x7_s2_p3", 2, 3, 23, 40, 4, 7, 7, (2, 2), _pad(3, 3, 3, 3)),
+    ConvCase("p_s2_dilated_groups", 2, 4, 17, 37, 8, 3, 3, (2, 1), _pad(2, 1, 0, 2), (2, 2),
+             groups=2),
+    ConvCase("p_2x2_planes", 5, 12, 2, 2, 13, 3, 3, padding=_pad(1, 1, 1, 1)),
+]
 PHASES = [c for c in STRIDED if c.dilation == (1, 1) and not (c.groups == c.c == c.o)]
 PATHS = ([("direct", c) for c in STRIDE_1] + [("gemm", c) for c in STRIDE_1 + STRIDED]
-         + [("phases", c) for c in PHASES])
+         + [("phases", c) for c in PHASES]
+         + [("panel", c) for c in STRIDE_1 + STRIDED + PANEL])
 
 
 def _abs64(a):
@@ -299,6 +312,23 @@ def test_compiled_pack_matches_numpy_pack(monkeypatch, shape, padding, dtype):
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_panel_tasks_pack_or_share_the_whole_im2col_matrix(monkeypatch, dtype):
+    # few positions: the channels split over tasks that share one packed im2col matrix;
+    # else (or when that matrix would be too large) each task packs its own panels
+    from convscope.kernels import panel
+
+    case = ConvCase("split", 3, 9, 11, 13, 10, 3, 3, (2, 1), _pad(1, 1, 0, 2))
+    x, w, b, gy = case.arrays(np.random.default_rng(15), dtype)
+    want = _reference(case, *(v.astype(np.float64) for v in (x, w, b, gy)))
+    for tasks, prepack in ((1, 1 << 30), (64, 1 << 30), (64, 0)):
+        monkeypatch.setattr(panel, "TASKS", tasks)
+        monkeypatch.setattr(panel, "PREPACK_BYTES", prepack)
+        monkeypatch.setattr(panel, "PANEL_ROWS", 16)  # several panels along K
+        for got, ref_value in zip(_all(case, x, w, b, gy, "panel"), want, strict=True):
+            np.testing.assert_allclose(got, ref_value, rtol=1e-4, atol=1e-4)
+
+
 def test_direct_forward_with_one_row_per_task_and_each_weight_gradient_split(monkeypatch):
     # several tasks per image in the forward loop; the weight gradient split over images
     # and split over channel blocks give the reference's values
@@ -353,6 +383,28 @@ _AS_PYTHON = textwrap.dedent("""
             pairs += list(zip((yr,) + fast.conv2d_relu_grads(gy, yr, x, wt, need, *geo),
                               (ref.conv2d_relu(x, wt, b, *geo),)
                               + ref.conv2d_relu_grads(gy, yr, x, wt, need, *geo)))
+            for got, want in pairs:
+                assert got.dtype == dtype
+                np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    # the blocked matrix product: stride 2 with groups (panels packed by each task, and
+    # the whole im2col matrix packed once), narrow rows (runs shorter than a vector)
+    from convscope.kernels import panel
+    for prepack in (0, 1 << 30):
+        panel.PREPACK_BYTES = prepack
+        for dtype in (np.float64, np.float32):
+            x = rng.uniform(-1, 1, (2, 4, 5, 7)).astype(dtype)
+            wt = rng.uniform(-1, 1, (6, 2, 3, 3)).astype(dtype)
+            b = rng.uniform(-1, 1, 6).astype(dtype)
+            geo = ((2, 2), ((1, 1), (0, 2)), (1, 1), 2)
+            y = fast.conv2d(x, wt, b, *geo, algo="panel")
+            gy = rng.uniform(-1, 1, y.shape).astype(dtype)
+            pairs = [
+                (y, ref.conv2d(x, wt, b, *geo)),
+                (fast.conv2d_grad_input(gy, wt, (5, 7), *geo, algo="panel"),
+                 ref.conv2d_grad_input(gy, wt, (5, 7), *geo)),
+                (fast.conv2d_grad_weight(gy, x, (3, 3), *geo, algo="panel"),
+                 ref.conv2d_grad_weight(gy, x, (3, 3), *geo)),
+            ]
             for got, want in pairs:
                 assert got.dtype == dtype
                 np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

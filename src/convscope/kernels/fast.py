@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import shapes
-from . import direct, gemm, loops, phases
+from . import direct, gemm, loops, panel, phases
 from .gemm import _col2im, _pad_const, _steps, _windows
 
 __all__ = [
@@ -48,7 +48,7 @@ __all__ = [
     "pad2d_grad",
 ]
 
-ALGORITHMS = ("direct", "phases", "gemm")
+ALGORITHMS = ("direct", "panel", "phases", "gemm")
 _NUMPY_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
@@ -102,6 +102,9 @@ def conv2d(x, w, b, stride, padding, dilation, groups, algo=None):
                   dilation)
     if algo == "direct":
         return direct.conv2d(x, w.astype(x.dtype, copy=False), b, padding, dilation, groups)
+    if algo == "panel":
+        return panel.conv2d(x, w.astype(x.dtype, copy=False), b, stride, padding, dilation,
+                            groups)
     if algo == "phases" and not direct.is_depthwise(w, groups):
         out_hw = [shapes.conv_out(n, k, s, sum(p), 1)
                   for n, k, s, p in zip(x.shape[2:], w.shape[2:], stride, padding, strict=True)]
@@ -131,6 +134,9 @@ def conv2d_grad_input(gy, w, input_hw, stride, padding, dilation, groups, algo=N
     if algo == "direct":
         w = w.astype(gy.dtype, copy=False)
         return direct.conv2d_grad_input(gy, w, tuple(input_hw), padding, dilation, groups)
+    if algo == "panel":
+        return panel.conv2d_grad_input(gy, w.astype(gy.dtype, copy=False), tuple(input_hw),
+                                       stride, padding, dilation, groups)
     if algo == "phases" and not direct.is_depthwise(w, groups) and gy.shape[0]:
         return phases.conv2d_grad_input(gy, w, tuple(input_hw), stride, padding, groups)
     return gemm.conv2d_grad_input(gy, w, input_hw, stride, padding, dilation, groups)
@@ -160,6 +166,9 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, algo
         gw = direct.conv2d_grad_weight(gy, x, tuple(kernel_hw), padding, dilation, groups)
         if gw is not None:
             return gw
+    if algo == "panel":
+        return panel.conv2d_grad_weight(gy, x, tuple(kernel_hw), stride, padding, dilation,
+                                        groups)
     if algo == "phases" and not (w_shape[1] == 1 and w_shape[0] == groups) and gy.shape[0]:
         gw = phases.conv2d_grad_weight(gy, x, tuple(kernel_hw), stride, padding, groups)
         if gw is not None:  # None: x not all finite

@@ -14,6 +14,7 @@ NumPy slices) with a Numba ``overload`` that emits the LLVM vector instruction:
 ``vload(a, i)``               ``a[i : i + lanes]`` of a 1-D contiguous array (unaligned)
 ``vstore(a, i, v)``           ``a[i : i + lanes] = v``
 ``vfma(a, b, c)``             ``a * b + c`` with one rounding per lane
+``vadd(a, b)``, ``vsub``, ``vmul``  lane by lane
 ``vpick(v, m, a, b)``         per lane ``a`` where ``v > m`` or ``v`` is NaN, else ``b``
 ``veven(a, b)``               the even lanes of ``a`` then of ``b`` (a stride-2 load)
 ``vziplo(a, b)``, ``vziphi``   the lower (upper) halves of ``a`` and ``b`` interleaved:
@@ -57,6 +58,18 @@ def vstore(a, i, v):
 
 def vfma(a, b, c):
     return (a * b + c).astype(a.dtype)
+
+
+def vadd(a, b):
+    return (a + b).astype(a.dtype)
+
+
+def vsub(a, b):
+    return (a - b).astype(a.dtype)
+
+
+def vmul(a, b):
+    return (a * b).astype(a.dtype)
 
 
 def vpick(v, m, a, b):
@@ -165,6 +178,35 @@ def _fma(typingctx, a, b, c):
         return builder.call(fn, args)
 
     return a(a, b, c), codegen
+
+
+def _arith_intrinsic(op):
+    @intrinsic
+    def _arith(typingctx, a, b):
+        def codegen(context, builder, sig, args):
+            return getattr(builder, op)(args[0], args[1])
+
+        return a(a, b), codegen
+
+    return _arith
+
+
+_add, _sub, _mul = (_arith_intrinsic(op) for op in ("fadd", "fsub", "fmul"))
+
+
+@overload(vadd)
+def _vadd_impl(a, b):
+    return lambda a, b: _add(a, b)
+
+
+@overload(vsub)
+def _vsub_impl(a, b):
+    return lambda a, b: _sub(a, b)
+
+
+@overload(vmul)
+def _vmul_impl(a, b):
+    return lambda a, b: _mul(a, b)
 
 
 @intrinsic

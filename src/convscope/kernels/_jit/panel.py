@@ -1,0 +1,512 @@
+"""Convolution as a matrix product, blocked for the caches (any stride, padding, dilation).
+
+Per group, the forward pass is ``Y (og x P) = W (og x K) @ B (K x P)``: ``P = N * H_out *
+W_out`` output positions of the whole batch, ``K = C/G * kh * kw`` kernel entries and
+``B`` the im2col matrix (row ``k = (c, u, v)``, column ``p = (n, r, q)``: the input cell
+under kernel entry ``k`` at output ``p``, 0 on the padding). ``B`` is never stored whole:
+a task packs a *panel* of it, ``kc`` rows x ``nc`` positions (:func:`_pack_cols`, in L1/L2),
+multiplies it by the matching columns of ``W`` into an ``oc x nc`` block of ``Y`` kept in
+cache (:func:`_mm4x4`: 4 output channels x 4 vectors of positions in 16 vector
+accumulators, the weights broadcast), and so on along ``K``; then it copies its block of
+``Y`` out to the ``(N, O, H_out, W_out)`` result (positions of one image are contiguous in
+each output plane, so a block is a few row copies). Tasks own disjoint blocks of ``Y``.
+
+The input gradient is ``B' = W^T @ GY`` scattered back onto the input (col2im): a task owns
+one image and a few input channels, so its scatter never meets another task's. The weight
+gradient is ``GW = GY @ B^T``: a task owns a block of kernel entries and output channels,
+walks all positions in panels, and keeps each sum's lanes apart (added by the caller).
+Every sum runs in a fixed order: results do not depend on threads or task hand-out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .rows import _copy, _copy_where, _vsum
+from .simd import lanes, vadd, veven, vfma, vload, vsplat, vstore, vzero, vziphi, vziplo
+
+__all__ = ["pack_all", "panel_forward", "panel_grad_input", "panel_grad_weight"]
+
+_OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+
+
+@njit(inline="always", **_OPTS)
+def _zero(a, at, n):
+    for j in range(at, at + n):
+        a[j] = 0
+
+
+@njit(inline="always", **_OPTS)
+def _gather(dst, d, src, s, n, step):
+    """``dst[d + j] = src[s + j * step]`` for ``j < n``: by vectors for steps 1 and 2 (two
+    loads and their even lanes), value by value otherwise and for the tail."""
+    if step == 1:
+        _copy(dst, d, src, s, n)
+        return
+    j = 0
+    if step == 2:
+        L = lanes(dst)
+        while j + L <= n and s + 2 * (j + L) <= src.size:
+            at = s + 2 * j
+            vstore(dst, d + j, veven(vload(src, at), vload(src, at + L)))
+            j += L
+    for m in range(j, n):
+        dst[d + m] = src[s + m * step]
+
+
+@njit(inline="always", **_OPTS)
+def _zero_spill(a, at, n):
+    """``a[at : at + n] = 0`` by whole vectors: up to a vector's worth of zeros *past* the
+    run too (``a`` has that much slack; a later write covers them)."""
+    L = lanes(a)
+    zero = vzero(a)
+    for j in range(at, at + n, L):
+        vstore(a, j, zero)
+
+
+@njit(inline="always", **_OPTS)
+def _gather_spill(dst, d, src, s, n, step):
+    """:func:`_gather` by whole vectors for steps 1 and 2, spilling past the run as
+    :func:`_zero_spill` (the runs of a panel row are written in order, each covering the
+    spill of the one before); reads stay inside ``src`` (else :func:`_gather`)."""
+    L = lanes(dst)
+    full = (n + L - 1) // L * L
+    if step == 1 and s + full <= src.size:
+        for j in range(0, n, L):
+            vstore(dst, d + j, vload(src, s + j))
+    elif step == 2 and s + 2 * full <= src.size:
+        for j in range(0, n, L):
+            at = s + 2 * j
+            vstore(dst, d + j, veven(vload(src, at), vload(src, at + L)))
+    else:
+        _gather(dst, d, src, s, n, step)
+
+
+@njit(inline="always", **_OPTS)
+def _scatter_add(dst, d, src, s, n, step, limit):
+    """``dst[d + j * step] += src[s + j]`` for ``j < n`` (the adjoint of :func:`_gather`).
+
+    Step 2 by vectors: the source interleaved with zeros, added to two vectors of ``dst``;
+    those never reach ``dst[limit]`` (the row's end: the cells beyond may be another
+    task's, and a read-modify-write of them, even adding 0, would race with it).
+    """
+    L = lanes(dst)
+    j = 0
+    if step == 1:
+        while j + L <= n:
+            vstore(dst, d + j, vadd(vload(dst, d + j), vload(src, s + j)))
+            j += L
+    elif step == 2:
+        zero = vzero(dst)
+        while j + L <= n and d + 2 * (j + L) <= limit:
+            v = vload(src, s + j)
+            at = d + 2 * j
+            vstore(dst, at, vadd(vload(dst, at), vziplo(v, zero)))
+            vstore(dst, at + L, vadd(vload(dst, at + L), vziphi(v, zero)))
+            j += L
+    for m in range(j, n):
+        dst[d + m * step] += src[s + m]
+
+
+@njit(inline="always", **_OPTS)
+def _cols(w, off, sw, ow):
+    """Output columns ``[qa, qb)`` whose input column ``q * sw + off`` lies in ``[0, w)``."""
+    qa = 0 if off >= 0 else (sw - 1 - off) // sw
+    qb = min(ow, (w - 1 - off) // sw + 1)
+    return qa, qb
+
+
+@njit(inline="always", **_OPTS)
+def _segments(geo, n_ch, h, w, p_total, p0, nc, segs):
+    """The positions ``p0 .. p0 + nc`` (up to ``p_total``) as runs along output rows:
+    ``segs[i] = (offset in the panel row, first input cell of the image, input row of
+    the kernel's top row, first column, end column)``; returns how many.
+
+    The same for every row of a panel, so :func:`_pack_cols` does no division per run.
+    """
+    sh, pt, oh, ow = geo[2], geo[6], geo[8], geo[9]
+    limg = oh * ow
+    end = min(p0 + nc, p_total)
+    m = 0
+    p = p0
+    while p < end:
+        n = p // limg
+        rq = p - n * limg
+        r = rq // ow
+        q0 = rq - r * ow
+        q1 = min(ow, q0 + end - p)
+        segs[m, 0], segs[m, 1], segs[m, 2] = p - p0, n * n_ch * h * w, r * sh - pt
+        segs[m, 3], segs[m, 4] = q0, q1
+        m += 1
+        p += q1 - q0
+    return m
+
+
+@njit(inline="always", **_OPTS)
+def _pack_cols(xflat, c0, h, w, geo, segs, m, used, k0, k1, nc, buf, base):
+    """``buf[base + (k - k0) * nc + j]`` = im2col row ``k`` (channel ``c0 + k // (kh*kw)``) at the
+    panel's position ``j``, for ``k0 <= k < k1``: the runs ``segs[:m]`` (:func:`_segments`,
+    ``used`` positions), each one strided copy between zeros for the padding, all by whole
+    vectors (``buf`` has a vector of slack: narrow rows, 7 or 14 wide in ResNet, cost a
+    few vector moves each); zeros after the last position.
+
+    ``geo = (kh, kw, sh, sw, dh, dw, pt, pl, oh, ow)``.
+    """
+    kh, kw, sw, dh, dw, pl, ow = geo[0], geo[1], geo[3], geo[4], geo[5], geo[7], geo[9]
+    khw = kh * kw
+    for k in range(k0, k1):
+        plane = (c0 + k // khw) * h * w
+        u, v = k % khw // kw, k % kw
+        row = base + (k - k0) * nc
+        off = v * dw - pl
+        qa, qb = _cols(w, off, sw, ow)
+        for i in range(m):
+            dst, q0, q1 = row + segs[i, 0], segs[i, 3], segs[i, 4]
+            ih = segs[i, 2] + u * dh
+            a, b = max(q0, qa), min(q1, qb)
+            if ih < 0 or ih >= h or b <= a:
+                _zero_spill(buf, dst, q1 - q0)
+            else:  # in this order: each write covers the previous one's spill
+                _zero_spill(buf, dst, a - q0)
+                src = segs[i, 1] + plane + ih * w + a * sw + off
+                _gather_spill(buf, dst + a - q0, xflat, src, b - a, sw)
+                _zero_spill(buf, dst + b - q0, q1 - b)
+        _zero(buf, row + used, nc - used)
+
+
+@njit(inline="always", **_OPTS)
+def _mm4x4(b, bat, nc, kc, w, wat, acc, at, stride, init, bias, bat0):
+    """4 channels x 4 vectors: ``acc[at + j*stride + m*L]`` (+)= ``sum_k w[wat + 4k + j] *
+    b[bat + k*nc + m*L]`` for ``k < kc``; ``init``: start from ``bias[bat0 + j]``."""
+    L = lanes(b)
+    if init:
+        a00, a10 = vsplat(b, bias[bat0]), vsplat(b, bias[bat0 + 1])
+        a20, a30 = vsplat(b, bias[bat0 + 2]), vsplat(b, bias[bat0 + 3])
+        a01, a02, a03 = a00, a00, a00
+        a11, a12, a13 = a10, a10, a10
+        a21, a22, a23 = a20, a20, a20
+        a31, a32, a33 = a30, a30, a30
+    else:
+        r = at
+        a00, a01 = vload(acc, r), vload(acc, r + L)
+        a02, a03 = vload(acc, r + 2 * L), vload(acc, r + 3 * L)
+        r += stride
+        a10, a11 = vload(acc, r), vload(acc, r + L)
+        a12, a13 = vload(acc, r + 2 * L), vload(acc, r + 3 * L)
+        r += stride
+        a20, a21 = vload(acc, r), vload(acc, r + L)
+        a22, a23 = vload(acc, r + 2 * L), vload(acc, r + 3 * L)
+        r += stride
+        a30, a31 = vload(acc, r), vload(acc, r + L)
+        a32, a33 = vload(acc, r + 2 * L), vload(acc, r + 3 * L)
+    for k in range(kc):
+        p = bat + k * nc
+        x0, x1 = vload(b, p), vload(b, p + L)
+        x2, x3 = vload(b, p + 2 * L), vload(b, p + 3 * L)
+        q = wat + 4 * k
+        e = vsplat(b, w[q])
+        a00, a01 = vfma(e, x0, a00), vfma(e, x1, a01)
+        a02, a03 = vfma(e, x2, a02), vfma(e, x3, a03)
+        e = vsplat(b, w[q + 1])
+        a10, a11 = vfma(e, x0, a10), vfma(e, x1, a11)
+        a12, a13 = vfma(e, x2, a12), vfma(e, x3, a13)
+        e = vsplat(b, w[q + 2])
+        a20, a21 = vfma(e, x0, a20), vfma(e, x1, a21)
+        a22, a23 = vfma(e, x2, a22), vfma(e, x3, a23)
+        e = vsplat(b, w[q + 3])
+        a30, a31 = vfma(e, x0, a30), vfma(e, x1, a31)
+        a32, a33 = vfma(e, x2, a32), vfma(e, x3, a33)
+    r = at
+    vstore(acc, r, a00), vstore(acc, r + L, a01), vstore(acc, r + 2 * L, a02)
+    vstore(acc, r + 3 * L, a03)
+    r += stride
+    vstore(acc, r, a10), vstore(acc, r + L, a11), vstore(acc, r + 2 * L, a12)
+    vstore(acc, r + 3 * L, a13)
+    r += stride
+    vstore(acc, r, a20), vstore(acc, r + L, a21), vstore(acc, r + 2 * L, a22)
+    vstore(acc, r + 3 * L, a23)
+    r += stride
+    vstore(acc, r, a30), vstore(acc, r + L, a31), vstore(acc, r + 2 * L, a32)
+    vstore(acc, r + 3 * L, a33)
+
+
+@njit(parallel=True, **_OPTS)
+def pack_all(x, geo, n_grp, kc, pp, out):
+    """The whole im2col matrix of every group: ``out[(g * K + k) * pp + p]`` (``pp >= P``
+    positions a row, zeros after ``P``; ``out`` has a vector of slack at its end).
+
+    For :func:`panel_forward` when the batch has few positions: then several tasks share
+    each panel, and packing it once for all of them is cheaper than once per task.
+    A task packs ``kc`` rows of one group.
+    """
+    n_img, n_ch, h, w = x.shape
+    kh, kw, oh = geo[0], geo[1], geo[8]
+    cg = n_ch // n_grp
+    k_all = cg * kh * kw
+    p_total = n_img * oh * geo[9]
+    n_kc = (k_all + kc - 1) // kc
+    xflat = x.ravel()
+    for t in prange(n_grp * n_kc):
+        g, k0 = t // n_kc, t % n_kc * kc
+        segs = np.empty((n_img * oh + 2, 5), np.int64)
+        m = _segments(geo, n_ch, h, w, p_total, 0, pp, segs)
+        _pack_cols(xflat, g * cg, h, w, geo, segs, m, p_total, k0, min(k_all, k0 + kc), pp, out,
+                   (g * k_all + k0) * pp)
+
+
+@njit(parallel=True, **_OPTS)
+def panel_forward(x, w4, bias4, geo, og, kc, nc, oc, relu, packed, pp, y):
+    """``y[n, g*og + o, r, q] = bias[o] + sum_k W[o, k] * B[k, (n, r, q)]`` per group ``g``.
+
+    x (N, C, H, W); w4 (G, OB, K, 4): channel ``4b + j`` of group ``g`` is ``w4[g, b, :, j]``
+    (``og <= 4 * OB``: zero kernels pad a group to a multiple of 4, computed and dropped);
+    bias4 (G * 4 * OB,); ``geo`` as :func:`_pack_cols`; y (N, G*og, H_out, W_out).
+    A task owns ``nc`` positions (a multiple of 4 vectors) x ``oc`` channels (a multiple
+    of 4) of one group; it packs ``kc`` rows of ``B`` at a time into a panel, multiplies
+    each block of 4 vectors of positions by every block of 4 channels (the panel's block
+    stays in L1), and finally copies its block out (``relu``: the ReLU applied there).
+    ``pp > 0``: the panels are read from ``packed``, the whole im2col matrix laid out by
+    :func:`pack_all` with rows ``pp`` long, instead of packed by each task.
+    """
+    n_img, n_ch, h, w = x.shape
+    n_grp, n_ob, k_all = w4.shape[0], w4.shape[1], w4.shape[2]
+    oh, ow = geo[8], geo[9]
+    limg = oh * ow
+    p_total = n_img * limg
+    cg, og4, n_out = n_ch // n_grp, 4 * n_ob, y.shape[1]
+    L = lanes(x)
+    n_pc, n_oc = (p_total + nc - 1) // nc, (og4 + oc - 1) // oc
+    xflat, wflat, yflat = x.ravel(), w4.ravel(), y.ravel()
+    for t in prange(n_grp * n_pc * n_oc):
+        g, pc, oi = t // (n_pc * n_oc), t // n_oc % n_pc, t % n_oc
+        p0, o0 = pc * nc, oi * oc
+        o1 = min(og4, o0 + oc)
+        panel = np.empty(0 if pp else kc * nc + L, x.dtype)  # + L: slack for the spills
+        acc = np.empty((o1 - o0) * nc, x.dtype)
+        segs = np.empty((nc + 2, 5), np.int64)
+        m = 0 if pp else _segments(geo, n_ch, h, w, p_total, p0, nc, segs)
+        used = min(nc, p_total - p0)
+        for k0 in range(0, k_all, kc):
+            k1 = min(k_all, k0 + kc)
+            if pp:
+                b, at, stride = packed, (g * k_all + k0) * pp + p0, pp
+            else:
+                _pack_cols(xflat, g * cg, h, w, geo, segs, m, used, k0, k1, nc, panel, 0)
+                b, at, stride = panel, 0, nc
+            for jb in range(0, nc, 4 * L):
+                for o in range(o0, o1, 4):
+                    _mm4x4(b, at + jb, stride, k1 - k0, wflat,
+                           ((g * n_ob + o // 4) * k_all + k0) * 4, acc, (o - o0) * nc + jb, nc,
+                           k0 == 0, bias4, g * og4 + o)
+        end = min(p0 + nc, p_total)
+        for o in range(o0, min(o1, og)):
+            p = p0
+            while p < end:
+                n = p // limg
+                rq = p - n * limg
+                run = min(limg - rq, end - p)
+                dst = (n * n_out + g * og + o) * limg + rq
+                src = (o - o0) * nc + p - p0
+                if relu:
+                    _copy_where(yflat, dst, acc, src, acc, src, run)
+                else:
+                    _copy(yflat, dst, acc, src, run)
+                p += run
+
+
+@njit(inline="always", **_OPTS)
+def _mt4x4(gb, nc, og, w, wat, out):
+    """4 rows of ``W^T`` x 4 vectors: ``out[j*4L + m*L ...] = sum_o w[wat + 4o + j] *
+    gb[o*nc + m*L ...]`` (``nc`` = 4 vectors)."""
+    L = lanes(gb)
+    a00 = vzero(gb)
+    a01, a02, a03, a10, a11, a12, a13 = a00, a00, a00, a00, a00, a00, a00
+    a20, a21, a22, a23, a30, a31, a32, a33 = a00, a00, a00, a00, a00, a00, a00, a00
+    for o in range(og):
+        p = o * nc
+        x0, x1 = vload(gb, p), vload(gb, p + L)
+        x2, x3 = vload(gb, p + 2 * L), vload(gb, p + 3 * L)
+        q = wat + 4 * o
+        e = vsplat(gb, w[q])
+        a00, a01 = vfma(e, x0, a00), vfma(e, x1, a01)
+        a02, a03 = vfma(e, x2, a02), vfma(e, x3, a03)
+        e = vsplat(gb, w[q + 1])
+        a10, a11 = vfma(e, x0, a10), vfma(e, x1, a11)
+        a12, a13 = vfma(e, x2, a12), vfma(e, x3, a13)
+        e = vsplat(gb, w[q + 2])
+        a20, a21 = vfma(e, x0, a20), vfma(e, x1, a21)
+        a22, a23 = vfma(e, x2, a22), vfma(e, x3, a23)
+        e = vsplat(gb, w[q + 3])
+        a30, a31 = vfma(e, x0, a30), vfma(e, x1, a31)
+        a32, a33 = vfma(e, x2, a32), vfma(e, x3, a33)
+    vstore(out, 0, a00), vstore(out, L, a01), vstore(out, 2 * L, a02), vstore(out, 3 * L, a03)
+    r = 4 * L
+    vstore(out, r, a10), vstore(out, r + L, a11), vstore(out, r + 2 * L, a12)
+    vstore(out, r + 3 * L, a13)
+    r += 4 * L
+    vstore(out, r, a20), vstore(out, r + L, a21), vstore(out, r + 2 * L, a22)
+    vstore(out, r + 3 * L, a23)
+    r += 4 * L
+    vstore(out, r, a30), vstore(out, r + L, a31), vstore(out, r + 2 * L, a32)
+    vstore(out, r + 3 * L, a33)
+
+
+@njit(parallel=True, **_OPTS)
+def panel_grad_input(gy, wt4, geo, cc, gx):
+    """``gx[n, c] = sum over (o, k=(c,u,v), r, q) landing on the cell of W[o, k] * gy[n, o, r, q]``.
+
+    gy (N, O, H_out, W_out); wt4 (G, KB, og, 4): row ``4b + j`` of ``W^T`` (kernel entry
+    ``k``, zeros for ``k >= K``) is ``wt4[g, b, :, j]``; gx (N, C, H, W) is written whole.
+    A task owns image ``n`` and ``cc`` channels of one group (a multiple of 4 kernel
+    entries, so no block straddles two tasks' channels): it zeroes their planes, then for
+    each block of 4 vectors of positions lays ``gy``'s rows out (zeros past the plane),
+    computes 4 rows of ``B'`` at a time and adds each onto the input cells it came from.
+    """
+    n_img, n_out, oh, ow = gy.shape
+    n_ch, h, w = gx.shape[1], gx.shape[2], gx.shape[3]
+    n_grp, og = wt4.shape[0], wt4.shape[2]
+    kh, kw, sw, dh, dw, pl = geo[0], geo[1], geo[3], geo[4], geo[5], geo[7]
+    sh, pt = geo[2], geo[6]
+    khw, limg, cg = kh * kw, oh * ow, n_ch // n_grp
+    L = lanes(gy)
+    nc = 4 * L
+    n_cc = (cg + cc - 1) // cc
+    gflat, wflat, xflat = gy.ravel(), wt4.ravel(), gx.ravel()
+    for t in prange(n_img * n_grp * n_cc):
+        n, g, ci = t // (n_grp * n_cc), t // n_cc % n_grp, t % n_cc
+        c0 = g * cg + ci * cc
+        c1 = min(g * cg + cg, c0 + cc)
+        _zero(xflat, (n * n_ch + c0) * h * w, (c1 - c0) * h * w)
+        gb = np.empty(og * nc, gy.dtype)
+        rows = np.empty(4 * nc, gy.dtype)
+        k0, k1 = (c0 - g * cg) * khw, (c1 - g * cg) * khw
+        for l0 in range(0, limg, nc):
+            run = min(nc, limg - l0)
+            for o in range(og):
+                _copy(gb, o * nc, gflat, (n * n_out + g * og + o) * limg + l0, run)
+                _zero(gb, o * nc + run, nc - run)
+            for kb in range(k0 // 4, (k1 + 3) // 4):
+                _mt4x4(gb, nc, og, wflat, (g * wt4.shape[1] + kb) * og * 4, rows)
+                for k in range(max(k0, 4 * kb), min(k1, 4 * kb + 4)):
+                    c = g * cg + k // khw
+                    u, v = k % khw // kw, k % kw
+                    off = v * dw - pl
+                    qa, qb = _cols(w, off, sw, ow)
+                    src0 = (k - 4 * kb) * nc - l0
+                    p = l0
+                    while p < l0 + run:
+                        r = p // ow
+                        q0 = p - r * ow
+                        q1 = min(ow, q0 + l0 + run - p)
+                        ih = r * sh + u * dh - pt
+                        a, b = max(q0, qa), min(q1, qb)
+                        if 0 <= ih < h and a < b:
+                            line = ((n * n_ch + c) * h + ih) * w
+                            _scatter_add(xflat, line + a * sw + off, rows, src0 + p - q0 + a,
+                                         b - a, sw, line + w)
+                        p += q1 - q0
+
+
+@njit(inline="always", **_OPTS)
+def _wg4x4(bb, bat, gb, gat, nc, acc, at, kstride):
+    """``acc[at + (j*kstride + m)*L ...] += sum_p gb[gat + j*nc + p ...] * bb[bat + m*nc + p
+    ...]``: 4 output channels ``j`` x 4 kernel entries ``m``, lanes kept apart (16
+    accumulators), 4 + 4 loads per 16 multiply-adds."""
+    L = lanes(bb)
+    a00, a01 = vload(acc, at), vload(acc, at + L)
+    a02, a03 = vload(acc, at + 2 * L), vload(acc, at + 3 * L)
+    r = at + kstride * L
+    a10, a11 = vload(acc, r), vload(acc, r + L)
+    a12, a13 = vload(acc, r + 2 * L), vload(acc, r + 3 * L)
+    r += kstride * L
+    a20, a21 = vload(acc, r), vload(acc, r + L)
+    a22, a23 = vload(acc, r + 2 * L), vload(acc, r + 3 * L)
+    r += kstride * L
+    a30, a31 = vload(acc, r), vload(acc, r + L)
+    a32, a33 = vload(acc, r + 2 * L), vload(acc, r + 3 * L)
+    for p in range(0, nc, L):
+        b = bat + p
+        x0, x1 = vload(bb, b), vload(bb, b + nc)
+        x2, x3 = vload(bb, b + 2 * nc), vload(bb, b + 3 * nc)
+        b = gat + p
+        e = vload(gb, b)
+        a00, a01 = vfma(e, x0, a00), vfma(e, x1, a01)
+        a02, a03 = vfma(e, x2, a02), vfma(e, x3, a03)
+        e = vload(gb, b + nc)
+        a10, a11 = vfma(e, x0, a10), vfma(e, x1, a11)
+        a12, a13 = vfma(e, x2, a12), vfma(e, x3, a13)
+        e = vload(gb, b + 2 * nc)
+        a20, a21 = vfma(e, x0, a20), vfma(e, x1, a21)
+        a22, a23 = vfma(e, x2, a22), vfma(e, x3, a23)
+        e = vload(gb, b + 3 * nc)
+        a30, a31 = vfma(e, x0, a30), vfma(e, x1, a31)
+        a32, a33 = vfma(e, x2, a32), vfma(e, x3, a33)
+    vstore(acc, at, a00), vstore(acc, at + L, a01)
+    vstore(acc, at + 2 * L, a02), vstore(acc, at + 3 * L, a03)
+    r = at + kstride * L
+    vstore(acc, r, a10), vstore(acc, r + L, a11), vstore(acc, r + 2 * L, a12)
+    vstore(acc, r + 3 * L, a13)
+    r += kstride * L
+    vstore(acc, r, a20), vstore(acc, r + L, a21), vstore(acc, r + 2 * L, a22)
+    vstore(acc, r + 3 * L, a23)
+    r += kstride * L
+    vstore(acc, r, a30), vstore(acc, r + L, a31), vstore(acc, r + 2 * L, a32)
+    vstore(acc, r + 3 * L, a33)
+
+
+@njit(parallel=True, **_OPTS)
+def panel_grad_weight(x, gy, geo, kc, oc, nc, gwv, gb):
+    """``gwv[g, o, k, :]`` (lanes, summed by the caller) ``= sum_p GY[o, p] * B[k, p]``.
+
+    x (N, C, H, W); gy (N, G*og, H_out, W_out); gwv (G, og4, K4, lanes), zeroed by the
+    caller (``og4``, ``K4``: ``og`` and ``K`` rounded up to 4; the extra rows and entries
+    get zeros); gb (G * og4,), zeroed: the bias gradient, summed by the tasks of the first
+    block of kernel entries from the rows they lay out. A task owns ``oc`` channels x
+    ``kc`` kernel entries of one group and walks every position in panels of ``nc``.
+    """
+    n_img, n_ch, h, w = x.shape
+    n_out = gy.shape[1]
+    n_grp, og4, k4 = gwv.shape[0], gwv.shape[1], gwv.shape[2]
+    og = n_out // n_grp
+    kh, kw, oh, ow = geo[0], geo[1], geo[8], geo[9]
+    limg = oh * ow
+    p_total = n_img * limg
+    cg = n_ch // n_grp
+    k_all = cg * kh * kw
+    L = lanes(x)
+    n_kc, n_oc = (k4 + kc - 1) // kc, (og4 + oc - 1) // oc
+    xflat, gflat, acc = x.ravel(), gy.ravel(), gwv.ravel()
+    for t in prange(n_grp * n_kc * n_oc):
+        g, ki, oi = t // (n_kc * n_oc), t // n_oc % n_kc, t % n_oc
+        k0, o0 = ki * kc, oi * oc
+        k1, o1 = min(k4, k0 + kc), min(og4, o0 + oc)
+        panel = np.empty(kc * nc + L, x.dtype)  # + L: slack for the spills
+        rows = np.empty(oc * nc, x.dtype)
+        segs = np.empty((nc + 2, 5), np.int64)
+        for p0 in range(0, p_total, nc):
+            end = min(p0 + nc, p_total)
+            m = _segments(geo, n_ch, h, w, p_total, p0, nc, segs)
+            _pack_cols(xflat, g * cg, h, w, geo, segs, m, end - p0, k0, min(k1, k_all), nc,
+                       panel, 0)
+            if k1 > k_all:
+                _zero(panel, (k_all - k0) * nc, (k1 - k_all) * nc)
+            for o in range(o0, o1):
+                at = (o - o0) * nc
+                if o >= og:
+                    _zero(rows, at, nc)
+                    continue
+                p = p0
+                while p < end:
+                    n = p // limg
+                    rq = p - n * limg
+                    run = min(limg - rq, end - p)
+                    _copy(rows, at + p - p0, gflat, (n * n_out + g * og + o) * limg + rq, run)
+                    p += run
+                _zero(rows, at + end - p0, nc - (end - p0))
+                if k0 == 0:
+                    gb[g * og4 + o] += _vsum(rows, at, nc)
+            for o in range(o0, o1, 4):
+                for k in range(k0, k1, 4):
+                    _wg4x4(panel, (k - k0) * nc, rows, (o - o0) * nc, nc, acc,
+                           ((g * og4 + o) * k4 + k) * L, k4)

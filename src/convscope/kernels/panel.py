@@ -1,0 +1,156 @@
+"""Convolution as a cache-blocked matrix product: plain-Python wrappers around the loops
+of :mod:`convscope.kernels._jit.panel` (read its docstring for the algorithm).
+
+Any stride, padding, dilation and groups. Compared with :mod:`.gemm` (NumPy's im2col +
+BLAS) the im2col matrix is never stored (a task packs the panel it needs in cache), the
+result is written in its final layout by the loop that computes it, and everything runs
+in Numba's thread pool (a BLAS call leaves its own threads spinning, which then slow the
+next compiled loop 2-6x on two cores, and the compiled loop's idle threads slow BLAS:
+measured). Compared with the direct loops (:mod:`.direct`), no position is computed for
+nothing: positions run over the whole batch, so small planes (ResNet's 7 x 7 and 2 x 2)
+fill the vectors, and strided convolutions read only the cells they use.
+
+Numba is imported on the first call, not before.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .direct import _run
+
+PANEL_ROWS = 64  # kernel entries per packed panel (forward): the panel's block stays in L1
+WGRAD_ROWS = 32  # kernel entries per weight-gradient task
+WGRAD_POSITIONS = 512  # positions per weight-gradient panel
+WGRAD_CHANNELS = 64  # output channels per weight-gradient task
+TASKS = 16  # aim for at least this many tasks (two threads taking them on demand)
+PREPACK_BYTES = 8 << 20  # few positions: the whole im2col matrix, packed once, up to this
+
+_LOOPS = None
+
+
+def _jit():
+    global _LOOPS
+    if _LOOPS is None:
+        from ._heap import keep_heap
+        from ._jit import panel
+
+        keep_heap()
+        _LOOPS = panel
+    return _LOOPS
+
+
+def _lanes(dtype) -> int:
+    return 64 // np.dtype(dtype).itemsize
+
+
+def _up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def _geo(kernel, stride, dilation, padding, out_hw):
+    return (int(kernel[0]), int(kernel[1]), int(stride[0]), int(stride[1]), int(dilation[0]),
+            int(dilation[1]), int(padding[0][0]), int(padding[1][0]), int(out_hw[0]),
+            int(out_hw[1]))
+
+
+def _out_hw(hw, kernel, stride, padding, dilation):
+    return tuple((n + sum(p) - d * (k - 1) - 1) // s + 1
+                 for n, k, s, p, d in zip(hw, kernel, stride, padding, dilation, strict=True))
+
+
+def conv2d(x, w, b, stride, padding, dilation, groups, relu=False):
+    """Convolution (see :func:`convscope.kernels.fast.conv2d`); ``relu``: ReLU applied as
+    the result is written."""
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    og = o // groups
+    dtype = x.dtype
+    oh, ow = _out_hw((h, wd), (kh, kw), stride, padding, dilation)
+    y = np.empty((n, o, oh, ow), dtype)
+    if y.size == 0:
+        return y
+    k = cg * kh * kw
+    og4 = _up(og, 4)
+    wg = np.zeros((groups, og4, k), dtype)
+    wg[:, :og] = w.reshape(groups, og, k)
+    w4 = np.ascontiguousarray(wg.reshape(groups, og4 // 4, 4, k).transpose(0, 1, 3, 2))
+    bias = np.zeros((groups, og4), dtype)
+    if b is not None:
+        bias[:, :og] = b.reshape(groups, og)
+    p = n * oh * ow
+    block = 4 * _lanes(dtype)
+    # positions per task: up to 4 blocks, fewer when that leaves too few tasks
+    nc = block * max(1, min(4, p // (block * TASKS)))
+    n_pc = -(-p // nc)
+    geo = _geo((kh, kw), stride, dilation, padding, (oh, ow))
+    x = np.ascontiguousarray(x)
+    oc, pp, packed = og4, 0, np.empty(0, dtype)
+    if groups * n_pc < TASKS:  # few positions: split the channels too, share the panels
+        oc = max(4, _up(og4 * groups * n_pc // TASKS, 4))
+        pp = n_pc * nc
+        if groups * k * pp * dtype.itemsize <= PREPACK_BYTES:
+            packed = np.empty(groups * k * pp + _lanes(dtype), dtype)
+            _run(_jit().pack_all, groups * -(-k // PANEL_ROWS), 4 * packed.size, x, geo, groups,
+                 PANEL_ROWS, pp, packed)
+        else:
+            pp = 0
+    _run(_jit().panel_forward, groups * n_pc * -(-og4 // oc), y.size * k, x, w4, bias.ravel(),
+         geo, og, PANEL_ROWS, nc, oc, relu, packed, pp, y)
+    return y
+
+
+def conv2d_grad_input(gy, w, input_hw, stride, padding, dilation, groups):
+    """Input gradient (see :func:`convscope.kernels.fast.conv2d_grad_input`)."""
+    n, o, oh, ow = gy.shape
+    _, cg, kh, kw = w.shape
+    og = o // groups
+    dtype = gy.dtype
+    gx = np.empty((n, cg * groups, *input_hw), dtype)
+    if gx.size == 0:
+        return gx
+    if gy.size == 0:
+        gx[...] = 0
+        return gx
+    k = cg * kh * kw
+    k4 = _up(k, 4)
+    wt = np.zeros((groups, k4, og), dtype)
+    wt[:, :k] = w.reshape(groups, og, k).transpose(0, 2, 1)
+    wt4 = np.ascontiguousarray(wt.reshape(groups, k4 // 4, 4, og).transpose(0, 1, 3, 2))
+    # input channels per task: a multiple of 4 (whole blocks of kernel entries), about
+    # TASKS tasks in all
+    per_image = max(1, TASKS // max(1, n * groups))
+    cc = max(4, _up(-(-cg // per_image), 4))
+    tasks = n * groups * -(-cg // cc)
+    _run(_jit().panel_grad_input, tasks, gy.size * k,
+         np.ascontiguousarray(gy), wt4,
+         _geo((kh, kw), stride, dilation, padding, (oh, ow)), cc, gx)
+    return gx
+
+
+def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, bias=False):
+    """Weight gradient (see :func:`convscope.kernels.fast.conv2d_grad_weight`); ``bias``:
+    return ``(grad_weight, grad_bias)``, the bias gradient summed from the same reads."""
+    n, o, oh, ow = gy.shape
+    cg = x.shape[1] // groups
+    kh, kw = kernel_hw
+    og = o // groups
+    dtype = gy.dtype
+    k = cg * kh * kw
+    if gy.size == 0 or x.size == 0:
+        gw = np.zeros((o, cg, kh, kw), dtype)
+        return (gw, np.zeros(o, dtype)) if bias else gw
+    og4, k4 = _up(og, 4), _up(k, 4)
+    lanes = _lanes(dtype)
+    gwv = np.zeros((groups, og4, k4, lanes), dtype)
+    gb = np.zeros(groups * og4, dtype)
+    kc = min(k4, WGRAD_ROWS)
+    oc = min(og4, WGRAD_CHANNELS)
+    _run(_jit().panel_grad_weight, groups * -(-k4 // kc) * -(-og4 // oc), gy.size * k,
+         np.ascontiguousarray(x, dtype=dtype), np.ascontiguousarray(gy),
+         _geo((kh, kw), stride, dilation, padding, (oh, ow)), kc, oc,
+         _up(WGRAD_POSITIONS, 4 * lanes), gwv, gb)
+    gw = np.ascontiguousarray(gwv.sum(axis=-1)[:, :og, :k]).reshape(o, cg, kh, kw)
+    if bias:
+        return gw, np.ascontiguousarray(gb.reshape(groups, og4)[:, :og]).reshape(o)
+    return gw
