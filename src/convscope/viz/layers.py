@@ -290,7 +290,7 @@ def layer_refs(model: Module, input_shape: Sequence[int]) -> Refs:
     refs = Refs()
     for node, row in zip(graph.nodes, result.rows, strict=True):
         data = tuple(i for i in node.inputs if i in number or graph.sources[i].kind == "input")
-        sources = tuple(f"{i} (node {number[i]})" if i in number else f"the {i}" for i in data)
+        sources = tuple(f"{i} (node {number[i]})" if i in number else "the image" for i in data)
         refs.append(LayerRef(node.index, row["index"], node.name, node.op, node.module,
                              tuple(row["input"]), tuple(row["output"]), row["operation"],
                              node.inputs, data, tuple(graph.shape_of(i)[1:] for i in data),

@@ -14,6 +14,7 @@ traced model (Grad-CAM, the receptive field).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,7 +28,7 @@ from ..nn import Module
 from ..tensor import Tensor
 from .layers import Activations, LayerRef
 
-__all__ = ["node_args", "replay", "eval_mode", "pair"]
+__all__ = ["node_args", "replay", "inspect_mode", "run_node", "pair"]
 
 _ARRAYS = ("weight", "bias", "running_mean", "running_var")
 
@@ -72,15 +73,22 @@ def node_args(ref: LayerRef, acts: Activations) -> dict[str, Any]:
 
 
 @contextmanager
-def eval_mode(model: Module) -> Iterator[None]:
-    """The model in eval mode (batch norm's running statistics, no dropout), then back."""
+def inspect_mode(model: Module) -> Iterator[None]:
+    """The model in eval mode (batch norm's running statistics, no dropout) with its
+    parameters frozen: a gradient taken for a picture reaches the image or an inner node,
+    costs no weight gradients and leaves no ``.grad`` on the parameters. Then back."""
     modes = [(m, m.training) for m in model.modules()]
+    params = [(p, p.requires_grad) for p in model.parameters()]
     model.eval()
+    for p, _ in params:
+        p.requires_grad = False
     try:
         yield
     finally:
         for m, mode in modes:
             object.__setattr__(m, "training", mode)
+        for p, flag in params:
+            p.requires_grad = flag
 
 
 Call = Callable[[Node, list[Any]], Any]
@@ -96,7 +104,25 @@ def run_node(node: Node, args: list[Any]) -> Any:
                                     "run again from the graph, so no gradient reaches "
                                     "through it", "write it with a convscope operation (an nn "
                                     "layer, a function of convscope.nn.functional, +, cs.cat)"))
-    return call_recorded(node, args)
+    return call_recorded(_with_defaults(node), args)
+
+
+def _with_defaults(node: Node) -> Node:
+    """The node with every argument before its last recorded one filled in (a default where
+    the call left it out), so that replay passes each argument in its own place: the call
+    ``F.interpolate(x, size=s, mode="nearest")`` skips ``scale_factor``."""
+    import inspect
+
+    from .. import tracing
+
+    params = list(inspect.signature(tracing.OPS[node.target]).parameters.values())
+    given = [i for i, p in enumerate(params) if p.name in node.attrs]
+    attrs = dict(node.attrs)
+    for p in params[:max(given, default=-1) + 1]:
+        if p.name not in attrs and p.default is not p.empty and p.kind in (
+                p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            attrs[p.name] = p.default
+    return dataclasses.replace(node, attrs=attrs)
 
 
 def replay(graph: Graph, given: dict[str, Tensor], stop: str,
@@ -105,7 +131,7 @@ def replay(graph: Graph, given: dict[str, Tensor], stop: str,
     node whose value is replaced): the nodes that depend on them run again (``call``,
     default :func:`run_node`); every other value is the traced one, a constant.
 
-    Run it in :func:`eval_mode` and under ``enable_grad`` to backpropagate.
+    Run it in :func:`inspect_mode` and under ``enable_grad`` to backpropagate.
     """
     values = graph.values or {}
     env: dict[str, Any] = dict(given)

@@ -70,6 +70,7 @@ class ReceptiveField:
     gradient: np.ndarray | None = None
     note: str | None = None
     where: str = ""  # "layer 4", or "layer1.0.conv2 (node 7)" in a graph
+    wraps: bool = False  # a conv on the way pads circularly
 
     def __post_init__(self) -> None:
         self.where = self.where or f"layer {self.layer}"
@@ -109,11 +110,16 @@ class ReceptiveField:
     def _full_text(self, h: int, w: int) -> str:
         if self.full is None:
             return "full receptive field: the whole input (explain's RF column: all)"
-        return (f"full receptive field {self.full[0]}x{self.full[1]} (explain's RF column)"
-                + ("" if self.full == (h, w) else
-                   "; the rest falls outside the image (padding)" if h <= self.full[0]
-                   and w <= self.full[1] else "; padding copies pixels from the far side of "
-                   "the image (circular), so the field spreads beyond it"))
+        text = f"full receptive field {self.full[0]}x{self.full[1]} (explain's RF column)"
+        if self.full == (h, w):
+            return text
+        if h <= self.full[0] and w <= self.full[1]:
+            return text + "; the rest falls outside the image (padding)"
+        if self.wraps:
+            return text + ("; padding copies pixels from the far side of the image "
+                           "(circular), so the field spreads beyond it")
+        return text + ("; the field found here is larger: explain's rule counts the windows "
+                       "of layers only (a conv called as a function in forward() is not)")
 
     def picture(self) -> np.ndarray:
         return receptive_picture(self)
@@ -165,7 +171,9 @@ def receptive_field(model: Any, image: Any, layer: int | str, at: Any,
                           cols=np.flatnonzero(mask.any(axis=(0, 1))),
                           channels=tuple(int(c) for c in np.flatnonzero(mask.any(axis=(1, 2)))),
                           full=ref.rf, method=method, image=prep.image, gradient=grad,
-                          note=prep.note, where=ref.short)
+                          note=prep.note, where=ref.short,
+                          wraps=any(getattr(r.layer, "padding_mode", "") == "circular"
+                                    for r in refs[:ref.position + 1]))
 
 
 _HOT = np.array([(0, 0, 0), (120, 0, 0), (220, 40, 0), (255, 150, 0), (255, 230, 90),

@@ -30,7 +30,7 @@ from .. import functional as F
 from ..errors import ArgumentError, message
 from ..tensor import Tensor, enable_grad
 from .layers import Activations, LayerRef, Refs
-from .nodes import eval_mode, node_args, pair, replay, run_node
+from .nodes import inspect_mode, node_args, pair, replay, run_node
 from .why_points import POINTWISE
 from .why_windows import ConvArgs
 
@@ -241,7 +241,7 @@ def probe(refs: Refs, acts: Activations, ref: LayerRef, at: tuple[int, ...]) -> 
     graph = acts.graph
     image = graph.inputs[0].name
     x = Tensor(np.ones((1,) + acts[0].shape), requires_grad=True, dtype=np.float64)
-    with eval_mode(graph.model), enable_grad():
+    with inspect_mode(graph.model), enable_grad():
         y = replay(graph, {image: x}, ref.name, _probe_call(refs, acts))
         y[(0,) + tuple(at)].backward()
     assert x.grad is not None
@@ -253,7 +253,7 @@ def real_gradient(acts: Activations, ref: LayerRef, image: np.ndarray,
     """|d value / d input| of the real model on ``image``, summed over the channels (H, W)."""
     graph = acts.graph
     x = Tensor(np.asarray(image)[None], requires_grad=True)
-    with eval_mode(graph.model), enable_grad():
+    with inspect_mode(graph.model), enable_grad():
         y = replay(graph, {graph.inputs[0].name: x}, ref.name)
         y[(0,) + tuple(at)].backward()
     assert x.grad is not None

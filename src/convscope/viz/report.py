@@ -56,13 +56,14 @@ text-align: left; }
 """
 
 
-def png_uri(rgb: np.ndarray) -> str:
-    """A uint8 RGB picture as a ``data:image/png;base64,...`` URI."""
+def png_uri(rgb: np.ndarray, quick: bool = False) -> str:
+    """A uint8 RGB picture as a ``data:image/png;base64,...`` URI (``quick``: light
+    compression, for the many pictures of a big model)."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb, np.uint8)).save(buffer, format="PNG",
-                                                             optimize=True)
+    options = {"compress_level": 6} if quick else {"optimize": True}
+    Image.fromarray(np.ascontiguousarray(rgb, np.uint8)).save(buffer, format="PNG", **options)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -114,7 +115,7 @@ def _node_parts(m: Any, ref: LayerRef, acts: Activations, note: str | None, last
     if out.ndim == 3:
         pic = maps_picture(out, ref, note, max_maps=MAPS_SHOWN if big else None,
                            cell=40 if big else None)
-        parts.append(_img(png_uri(pic), f"feature maps of {ref.short}"))
+        parts.append(_img(png_uri(pic, big), f"feature maps of {ref.short}"))
     elif last and out.size >= 2:
         parts.append(_scores(out, getattr(m, "classes", None) or []))
     else:
@@ -122,7 +123,7 @@ def _node_parts(m: Any, ref: LayerRef, acts: Activations, note: str | None, last
                      f"{out.max():.4g}.</p>")
     if kernels:
         limits = {"max_kernels": 8, "max_slices": 8} if big else {}
-        parts.append(_img(png_uri(kernels_of(m, ref, note, **limits)),
+        parts.append(_img(png_uri(kernels_of(m, ref, note, **limits), big),
                           f"kernels of {ref.short}"))
     return parts
 

@@ -34,7 +34,7 @@ from ..tensor import Tensor, enable_grad
 from .colors import diverging, symmetric_limit
 from .grid import grid
 from .layers import LayerRef, Refs, activations, find_layer, layer_refs, prepare
-from .nodes import eval_mode, replay
+from .nodes import inspect_mode, replay
 from .receptive import heat, image_rgb
 from .receptive_paths import JOIN_OPS, POINTWISE_OPS
 
@@ -155,7 +155,7 @@ def saliency_maps(model: Any, image: Any, target: Any = None, layer: int | str |
     cam_ref = _cam_layer(m, refs, img.shape, layer)
     acts = activations(m, img)
     graph = acts.graph
-    with eval_mode(m), enable_grad():
+    with inspect_mode(m), enable_grad():
         x = Tensor(img[None], requires_grad=True)
         logits = m(x)
         probs = F.softmax(logits.detach(), dim=1).data[0].astype(np.float64)

@@ -272,6 +272,8 @@ def _pool(w: Why) -> list[str]:
 
 
 def _at(w: Why) -> str:
+    if len(w.at) == 1:
+        return f"value {w.at[0]}"
     return ", ".join(f"{n} {v}" for n, v in zip(("channel", "row", "column"), w.at, strict=False))
 
 
