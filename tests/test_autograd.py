@@ -39,7 +39,7 @@ def r(*shape: int) -> np.ndarray:
         (lambda a: a.mean(axis=(0, 2), keepdims=True), [(2, 3, 4)]),
         (lambda a: a.mean(), [(2, 3)]),
         (lambda a: a.reshape(3, 2).T, [(2, 3)]),
-        (lambda a: a.transpose(2, 0, 1), [(2, 3, 4)]),
+        (lambda a: a.permute(2, 0, 1), [(2, 3, 4)]),
         (lambda a: a[np.array([0, 0, 1]), 1:], [(2, 3)]),   # repeated index accumulates
         (lambda a: 2.0 - a * 3.0, [(3,)]),
         (lambda a: 1.0 / (a * a + 2.0), [(3,)]),

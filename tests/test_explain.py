@@ -81,7 +81,7 @@ def test_params_and_multiply_adds_counted_by_hand():
     assert [r["macs"] for r in e.rows] == [conv_macs, 0, 0, bn_macs, 0, lin_macs, 0]
     assert (conv_params, conv_macs) == (224, 221_184)
     assert e.total_params == 224 + 16 + 20_490
-    assert e.total_params == sum(p.size for p in cs.parse(
+    assert e.total_params == sum(p.numel() for p in cs.parse(
         "32x32x3 | conv(8, 3, padding=1) | relu | maxpool(2) | batchnorm | flatten"
         " | linear(10) | dropout").parameters())
     assert e.total_macs == conv_macs + bn_macs + lin_macs

@@ -278,7 +278,8 @@ def test_branches_that_do_not_fit_are_named_with_their_volumes():
     assert "the branches that meet here cannot be added: 8x8x8 from 0 (a); 16x16x8 from 1 (b)" \
         in e.error
     assert "Fix: give both branches the same height, width and depth" in e.error
-    with pytest.raises(ShapeError, match=r"operands do not fit together"):
+    with pytest.raises(ShapeError, match=r"add: shapes \(1, 8, 8, 8\) and \(1, 8, 16, 16\) cannot "
+                       r"be broadcast together"):
         trace(Bad(), (3, 16, 16), strict=True)
 
 

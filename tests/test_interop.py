@@ -401,12 +401,12 @@ def keras_arrays(model: cs.nn.Sequential) -> dict[str, np.ndarray]:
             name = f"sequential/{kind}" + (f"_{n}" if n else "")
             s = layer.state_dict()
             if kind == "conv2d":
-                out[f"{name}/kernel:0"] = s["weight"].transpose(2, 3, 1, 0)  # OIHW -> HWIO
+                out[f"{name}/kernel:0"] = s["weight"].permute(2, 3, 1, 0)  # OIHW -> HWIO
             elif kind == "dense":
                 k = s["weight"].T  # (in, out)
                 if flat_from is not None:  # our rows are (C, H, W); Keras's are (H, W, C)
                     c, h, w = flat_from
-                    k = k.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(c * h * w, -1)
+                    k = k.reshape(c, h, w, -1).permute(1, 2, 0, 3).reshape(c * h * w, -1)
                 out[f"{name}/kernel:0"] = k
             else:
                 for ours, theirs in (("weight", "gamma"), ("bias", "beta"),

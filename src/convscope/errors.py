@@ -20,6 +20,7 @@ __all__ = [
     "ArgumentTypeError",
     "SpecError",
     "GradError",
+    "IndexingError",
     "FileFormatError",
     "ImageError",
     "DataError",
@@ -49,6 +50,11 @@ class SpecError(ConvscopeError, ValueError):
 
 class GradError(ConvscopeError, RuntimeError):
     """Autograd misuse: backward on a non-scalar without a gradient, or twice."""
+
+
+class IndexingError(ConvscopeError, IndexError, ValueError):
+    """An index that does not fit a tensor (``t[10]`` of 3 rows, a float index). An
+    ``IndexError`` as in PyTorch and NumPy, and a ``ValueError`` as every convscope error."""
 
 
 class FileFormatError(ConvscopeError, ValueError):

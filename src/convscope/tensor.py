@@ -8,19 +8,25 @@ holds any more is freed even while the graph that made it is alive. ``backward()
 nodes topologically, calls the closures in reverse, adds each result into the input's node,
 and frees the graph as it goes, so memory stays flat over a long training run.
 
+The class is assembled from three files along the seams of PyTorch's API: this one (the
+array, conversions to Python and NumPy, types and devices, autograd), ``tensor_shape``
+(sizes, views, indexing) and ``tensor_math`` (arithmetic, elementwise functions,
+reductions, comparisons, in-place updates).
+
 >>> import convscope as cs
 >>> x = cs.tensor([1.0, 2.0, 3.0], requires_grad=True)
 >>> y = (x * x).sum()
 >>> y.backward()
 >>> x.grad.numpy()
 array([2., 4., 6.], dtype=float32)
+>>> float(y), y.item(), y.dim(), x.size(0)
+(14.0, 14.0, 0, 3)
 """
 
 from __future__ import annotations
 
-import numbers
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -35,107 +41,36 @@ from .autograd import (
     no_grad,
     set_grad_enabled,
 )
+from .device import CPU, as_device, device, is_device
+from .dtypes import data_array, float_array, to_dtype
 from .errors import ArgumentTypeError, GradError, ShapeError, message
 from .shapes import check_size
+from .tensor_math import MathMethods
+from .tensor_shape import ShapeMethods
 from .tracing import traced
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled",
-           "inference_mode", "as_array"]
+           "inference_mode", "as_array", "make"]
 
-_FLOATS = (np.float32, np.float64)
-
-
-def as_array(data: Any, where: str = "tensor", dtype: Any = None) -> np.ndarray:
-    """Convert user data to a float32 (or float64) array, refusing what is not numeric.
-
-    Tensors and float64 arrays keep their dtype unless ``dtype`` is given; everything else
-    numeric (ints, float16, lists) becomes float32. Booleans, strings, objects, None and
-    ragged lists are refused with an :class:`ArgumentTypeError`.
-    """
-    if isinstance(data, Tensor):
-        arr = data.data
-    elif data is None:
-        raise ArgumentTypeError(
-            message(
-                where,
-                "expected numbers, got None",
-                "pass a numpy array or a list of numbers",
-                "None",
-            )
-        )
-    else:
-        try:
-            arr = np.asarray(data)
-        except (ValueError, TypeError) as exc:  # ragged nested lists
-            raise ArgumentTypeError(
-                message(
-                    where,
-                    "data is not a rectangular array of numbers",
-                    "pass a numpy array",
-                    f"{type(data).__name__} ({exc})",
-                )
-            ) from None
-    if arr.dtype.kind == "b":
-        raise ArgumentTypeError(
-            message(
-                where,
-                "expected numbers, got an array of booleans",
-                "convert it explicitly if 0/1 values are meant: x.astype(np.float32)",
-                f"dtype=bool, shape={arr.shape}",
-            )
-        )
-    if arr.dtype.kind not in "iuf":
-        raise ArgumentTypeError(
-            message(
-                where,
-                f"expected numbers, got an array of dtype {arr.dtype}",
-                "convert the data to a float array, e.g. np.asarray(x, dtype=np.float32)",
-                f"dtype={arr.dtype}, shape={arr.shape}",
-            )
-        )
-    if dtype is not None:
-        try:
-            target = np.dtype(dtype)
-        except TypeError:
-            target = np.dtype(object)  # refused just below
-        if target.type not in _FLOATS:
-            raise ArgumentTypeError(
-                message(
-                    where,
-                    "dtype must be float32 or float64",
-                    "pass dtype=np.float32",
-                    f"dtype={dtype!r}",
-                )
-            )
-    elif arr.dtype.type in _FLOATS and isinstance(data, (np.ndarray, np.generic, Tensor)):
-        target = arr.dtype  # lists and Python floats become float32, as in torch.tensor
-    else:
-        target = np.dtype(np.float32)
-    if arr.dtype != target:  # a converted copy: refuse it before allocating when too big
-        check_size(
-            arr.shape,
-            where,
-            itemsize=target.itemsize,
-            what=f"the {target} copy",
-            fix="pass less data at a time (a smaller batch or image)",
-        )
-    return arr.astype(target, copy=False)
+_QUIET = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore")
 
 
-class Tensor:
-    """An n-dimensional float array that can record how it was computed.
+class Tensor(ShapeMethods, MathMethods):
+    """An n-dimensional array that can record how it was computed.
 
     Parameters
     ----------
     data : array_like
-        Numbers. Copied. float64 stays float64, everything else becomes float32.
+        Numbers. Copied. float64 stays float64, everything else becomes float32 (as
+        ``torch.Tensor(...)``); :func:`convscope.tensor` keeps integer and boolean types.
     requires_grad : bool
         Record operations on this tensor so that ``backward`` can fill ``.grad``.
 
     Attributes
     ----------
     data : ndarray
-        The values. ``np.asarray(t)`` and ``t.numpy()`` return it.
+        The values. ``np.asarray(t)`` and ``t.numpy()`` return it (unlike PyTorch, where
+        ``t.data`` is a tensor).
     grad : Tensor or None
         Accumulated gradient after ``backward`` (leaf tensors only, as in PyTorch).
     """
@@ -158,14 +93,18 @@ class Tensor:
 
     @classmethod
     def _wrap(cls, data: np.ndarray, requires_grad: bool = False) -> Tensor:
-        """Wrap an array without copying or checking (internal)."""
+        """Wrap an array without copying or checking (internal). A NumPy scalar (what
+        ``arr.sum()`` returns) becomes a 0-d array: ``.data`` is always an ndarray."""
+        if type(data) is not np.ndarray:
+            data = np.asarray(data)
         t = cls.__new__(cls)
         t.data, t.requires_grad, t.grad, t._node = data, requires_grad, None, None
         return t
 
-    # ----------------------------------------------------------------- array protocol
+    # ----------------------------------------------------------------- what it is
     @property
     def shape(self) -> tuple[int, ...]:
+        """The sizes of the axes, a plain tuple (``size()`` gives a :class:`Size`)."""
         return self.data.shape
 
     @property
@@ -177,12 +116,24 @@ class Tensor:
         return self.data.dtype
 
     @property
-    def size(self) -> int:
-        return self.data.size
+    def device(self) -> device:
+        """Always the CPU."""
+        return CPU
+
+    is_cuda = False
+
+    def is_floating_point(self) -> bool:
+        return self.data.dtype.kind == "f"
 
     @property
     def is_leaf(self) -> bool:
         return self._node is None or self._node.leaf is not None
+
+    @property
+    def grad_fn(self) -> _Node | None:
+        """The graph node that computed this tensor, or None for a leaf (as PyTorch)."""
+        node = self._node
+        return None if node is None or node.leaf is not None else node
 
     @property
     def _op(self) -> str:
@@ -197,37 +148,192 @@ class Tensor:
             self._node = _Node((), None, "", self.shape, self.dtype, weakref.ref(self))
         return self._node
 
+    # ----------------------------------------------------------------- Python and NumPy
     def __len__(self) -> int:
+        if not self.data.ndim:
+            raise ArgumentTypeError(message("len", "len() of a 0-d tensor",
+                                            "use t.numel() or t.item()", "shape ()"))
         return len(self.data)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        """The sub-tensors along the first axis (with gradient when recording)."""
+        if not self.data.ndim:
+            raise ArgumentTypeError(message("iter", "iteration over a 0-d tensor",
+                                            "use t.item()", "shape ()"))
+        if self.requires_grad and is_grad_enabled():
+            return (self[i] for i in range(len(self.data)))
+        return (Tensor._wrap(row) for row in self.data)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         if dtype is None and not copy:
             return self.data
         return np.array(self.data, dtype=dtype, copy=True)
 
+    def __dlpack__(self, **kwargs: Any) -> Any:
+        """DLPack export (how ``torch.tensor(t)`` and ``torch.from_dlpack(t)`` read it)."""
+        arr = self.data if self.data.flags.writeable else self.data.copy()
+        return arr.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return self.data.__dlpack_device__()
+
     def numpy(self) -> np.ndarray:
         """The values as a NumPy array (shared, not copied, as in PyTorch)."""
         return self.data
 
-    def item(self) -> float:
-        if self.size != 1:
+    def _one(self, where: str) -> np.ndarray:
+        if self.data.size != 1:
             raise ShapeError(
                 message(
-                    "Tensor.item",
-                    "only a one-element tensor has an item",
-                    "index or reduce first",
+                    where,
+                    f"only a one-element tensor converts to a Python number; this one has "
+                    f"{self.data.size} elements",
+                    "index or reduce first (t[0], t.sum(), t.mean())",
                     f"shape {self.shape}",
                 )
             )
-        return float(self.data.reshape(()))
+        return self.data.reshape(())
+
+    def item(self) -> Any:
+        """The one value as a Python number (int for integer tensors, bool for boolean)."""
+        return self._one("Tensor.item").item()
+
+    def __float__(self) -> float:
+        return float(self._one("float"))
+
+    def __int__(self) -> int:
+        return int(self._one("int").item())
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ShapeError(
+                message(
+                    "bool",
+                    f"the truth value of a tensor with {self.data.size} elements is ambiguous",
+                    "use t.any() or t.all(), or compare one element",
+                    f"shape {self.shape}",
+                )
+            )
+        return bool(self.data.reshape(()))
+
+    def __index__(self) -> int:
+        if self.data.dtype.kind not in "biu" or self.data.size != 1:
+            raise ArgumentTypeError(
+                message(
+                    "index",
+                    "only an integer tensor of one element can be used as an index",
+                    "convert with int(t), or index with t.long()",
+                    f"dtype={self.dtype}, shape {self.shape}",
+                )
+            )
+        return int(self.data.reshape(()))
+
+    def __format__(self, spec: str) -> str:
+        if self.data.ndim == 0:
+            return format(self.data.item(), spec)
+        if spec:
+            raise ArgumentTypeError(
+                message("format", "only a 0-d tensor takes a number format",
+                        "format t.item(), or reduce first", f"format {spec!r}, shape "
+                        f"{self.shape}")
+            )
+        return repr(self)
 
     def tolist(self) -> Any:
         return self.data.tolist()
 
     def __repr__(self) -> str:
         grad = ", requires_grad=True" if self.requires_grad else ""
-        body = np.array2string(self.data, precision=4, separator=", ", threshold=20)
+        body = np.array2string(self.data, precision=4, separator=", ", threshold=20,
+                               prefix="tensor(")
         return f"tensor({body}, dtype={self.dtype}{grad})"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Tensor:
+        """A copy of a leaf tensor (values, ``requires_grad``, ``.grad``), as PyTorch."""
+        if not self.is_leaf:
+            raise GradError(
+                message("deepcopy", "only tensors created by the user (graph leaves) can be "
+                        "deep-copied", "copy t.detach() instead", f"a result of {self._op}")
+            )
+        import copy
+
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            new.__dict__[key] = None if key == "_node" else copy.deepcopy(value, memo)
+        return new
+
+    # ----------------------------------------------------------------- types and devices
+    def to(self, *args: Any, dtype: Any = None, device: Any = None, non_blocking: bool = False,
+           copy: bool = False) -> Tensor:
+        """``to(dtype)``, ``to(device)``, ``to(other_tensor)``: this tensor in that type (self
+        when nothing changes, as PyTorch). Only the CPU exists: ``to("cpu")`` is a no-op and
+        any other device is refused.
+
+        >>> import convscope as cs
+        >>> cs.tensor([1.5, 2.5]).to(cs.int64).tolist(), cs.tensor([1]).to("cpu").dtype
+        ([1, 2], dtype('int64'))
+        """
+        target = None
+        for arg in args:
+            if isinstance(arg, Tensor):
+                target = arg.dtype
+            elif is_device(arg):
+                as_device(arg, "Tensor.to")
+            else:
+                target = to_dtype(arg, "Tensor.to")
+        if device is not None:
+            as_device(device, "Tensor.to")
+        if dtype is not None:
+            target = to_dtype(dtype, "Tensor.to")
+        if target is None or target == self.dtype:
+            return self.clone() if copy else self
+        return self._cast(target.name)
+
+    @traced("to", key="Tensor.to")
+    def _cast(self, dtype: str) -> Tensor:
+        """This tensor converted to ``dtype`` (a name): the one traced node of every cast."""
+        target, source = np.dtype(dtype), self.data.dtype
+        with np.errstate(**_QUIET):  # NaN to int: as PyTorch, no warning
+            out = self.data.astype(target)
+        if target.kind != "f" or source.kind != "f":
+            return Tensor._wrap(out)  # no gradient through integer types
+        return make(out, (self,), lambda g: (g.astype(source),), "to")
+
+    def _as(self, dtype: np.dtype) -> Tensor:
+        return self if self.data.dtype == dtype else self._cast(dtype.name)
+
+    def float(self) -> Tensor:
+        """As float32 (self if it already is)."""
+        return self._as(np.dtype(np.float32))
+
+    def double(self) -> Tensor:
+        """As float64 (self if it already is)."""
+        return self._as(np.dtype(np.float64))
+
+    def long(self) -> Tensor:
+        """As int64, truncating toward zero."""
+        return self._as(np.dtype(np.int64))
+
+    def int(self) -> Tensor:
+        """As int32, truncating toward zero (``int(t)`` is the Python number)."""
+        return self._as(np.dtype(np.int32))
+
+    def bool(self) -> Tensor:
+        """As bool: nonzero is True (``bool(t)`` is the Python truth value)."""
+        return self._as(np.dtype(np.bool_))
+
+    def type_as(self, other: Tensor) -> Tensor:
+        return self._as(other.dtype)
+
+    def cpu(self) -> Tensor:
+        """Itself: tensors live on the CPU."""
+        return self
+
+    def cuda(self, device: Any = None, non_blocking: bool = False) -> Tensor:
+        """Refused: convscope has no GPU (``cs.cuda.is_available()`` is False)."""
+        as_device("cuda" if device is None else device, "Tensor.cuda")
+        return self
 
     # ----------------------------------------------------------------- autograd
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -241,9 +347,15 @@ class Tensor:
                     f"a result of {self._op}",
                 )
             )
+        if requires_grad and self.data.dtype.kind != "f":
+            raise ArgumentTypeError(
+                message("requires_grad_", "only floating-point tensors can require gradients",
+                        "convert first: t.float().requires_grad_()", f"dtype={self.dtype}")
+            )
         self.requires_grad = requires_grad
         return self
 
+    @traced("detach", key="Tensor.detach")
     def detach(self) -> Tensor:
         """The same values, cut from the graph (shares memory)."""
         return Tensor._wrap(self.data)
@@ -251,14 +363,26 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
-    def backward(self, gradient: Any = None) -> None:
+    def backward(self, gradient: Any = None, retain_graph: bool = False,
+                 create_graph: bool = False) -> None:
         """Compute the gradient of this tensor with respect to every leaf that requires it.
 
         Parameters
         ----------
         gradient : array_like, optional
             d(loss)/d(self), the same shape as ``self``. Optional only for one-element outputs.
+        retain_graph : bool
+            Keep the graph so that ``backward`` can run through it again (gradients add up
+            in the leaves' ``.grad``, as in PyTorch). By default it is freed as it is used.
+        create_graph : bool
+            Not supported (no gradients of gradients): refused when True.
         """
+        if create_graph:
+            raise GradError(
+                message("backward", "gradients of gradients (create_graph=True) are not "
+                        "supported", "compute higher derivatives with finite differences",
+                        "create_graph=True")
+            )
         if not self.requires_grad:
             raise GradError(
                 message(
@@ -269,7 +393,7 @@ class Tensor:
                 )
             )
         if gradient is None:
-            if self.size != 1:
+            if self.data.size != 1:
                 raise GradError(
                     message(
                         "backward",
@@ -295,6 +419,11 @@ class Tensor:
         assert root is not None
         order = _topological_order(root)
         root.grad = g
+        with np.errstate(**_QUIET):  # inf * 0 in a gradient is NaN, as PyTorch, without warnings
+            self._run_backward(order, retain_graph)
+
+    @staticmethod
+    def _run_backward(order: list[_Node], retain_graph: bool) -> None:
         while order:  # popped, not iterated: a node done is no longer held here, so what
             node = order.pop()  # its closure kept is freed as soon as nothing needs it
             g, node.grad = node.grad, None
@@ -317,188 +446,13 @@ class Tensor:
                 for parent, grad in zip(node.parents, grads, strict=True):
                     if parent is not None and grad is not None:
                         parent.accumulate(grad)
-            node.backward, node.parents = None, ()  # free the graph as we go
-
-    # ----------------------------------------------------------------- elementwise ops
-    @traced("add", key="Tensor.add")
-    def __add__(self, other: Any) -> Tensor:
-        o = _lift(other, self)
-
-        return make(self.data + o.data, (self, o), lambda g: (g, g), "add")
-
-    __radd__ = __add__
-
-    @traced("neg", key="Tensor.neg")
-    def __neg__(self) -> Tensor:
-        return make(-self.data, (self,), lambda g: (-g,), "neg")
-
-    @traced("sub", key="Tensor.sub")
-    def __sub__(self, other: Any) -> Tensor:
-        return self + (-_lift(other, self))
-
-    @traced("rsub", key="Tensor.rsub")
-    def __rsub__(self, other: Any) -> Tensor:
-        return _lift(other, self) + (-self)
-
-    @traced("mul", key="Tensor.mul")
-    def __mul__(self, other: Any) -> Tensor:
-        o = _lift(other, self)
-
-        a, b = self.data, o.data
-        return make(a * b, (self, o), lambda g: (g * b, g * a), "mul")
-
-    __rmul__ = __mul__
-
-    @traced("div", key="Tensor.div")
-    def __truediv__(self, other: Any) -> Tensor:
-        o = _lift(other, self)
-
-        a, b = self.data, o.data
-        return make(a / b, (self, o), lambda g: (g / b, -g * a / (b * b)), "div")
-
-    @traced("rdiv", key="Tensor.rdiv")
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return _lift(other, self) / self
-
-    @traced("pow", key="Tensor.pow")
-    def __pow__(self, exponent: float) -> Tensor:
-        if not isinstance(exponent, numbers.Real):
-            raise ArgumentTypeError(
-                message(
-                    "Tensor.__pow__",
-                    "the exponent must be a number",
-                    "use t ** 2",
-                    f"{type(exponent).__name__}",
-                )
-            )
-
-        a = self.data
-        return make(a**exponent, (self,), lambda g: (g * exponent * a ** (exponent - 1),), "pow")
-
-    @traced("matmul", key="Tensor.matmul")
-    def __matmul__(self, other: Any) -> Tensor:
-        o = _lift(other, self)
-        if self.ndim != 2 or o.ndim != 2 or self.shape[1] != o.shape[0]:
-            raise ShapeError(
-                message(
-                    "matmul",
-                    "expected (n, k) @ (k, m)",
-                    "check the inner sizes",
-                    f"{self.shape} @ {o.shape}",
-                )
-            )
-
-        a, b = self.data, o.data
-        return make(a @ b, (self, o), lambda g: (g @ b.T, a.T @ g), "matmul")
-
-    @traced("exp", key="Tensor.exp")
-    def exp(self) -> Tensor:
-        out = np.exp(self.data)
-        return make(out, (self,), lambda g: (g * out,), "exp")
-
-    @traced("log", key="Tensor.log")
-    def log(self) -> Tensor:
-        a = self.data
-        return make(np.log(a), (self,), lambda g: (g / a,), "log")
-
-    @traced("sqrt", key="Tensor.sqrt")
-    def sqrt(self) -> Tensor:
-        out = np.sqrt(self.data)
-        return make(out, (self,), lambda g: (g * 0.5 / out,), "sqrt")
-
-    def relu(self) -> Tensor:
-        from .functional import relu
-
-        return relu(self)
-
-    # ----------------------------------------------------------------- reductions and shape
-    @traced("sum", key="Tensor.sum")
-    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        shape = self.shape
-
-        def bw(g: np.ndarray) -> tuple[np.ndarray]:
-            if axis is not None and not keepdims:
-                g = np.expand_dims(g, axis)
-            return (np.broadcast_to(g, shape),)
-
-        return make(np.asarray(self.data.sum(axis=axis, keepdims=keepdims)), (self,), bw, "sum")
-
-    @traced("mean", key="Tensor.mean")
-    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        total = self.sum(axis, keepdims)
-        return total * (total.size / self.size if self.size else float("nan"))
-
-    @traced("reshape", key="Tensor.reshape")
-    def reshape(self, *shape: Any) -> Tensor:
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        if not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in shape):
-            raise ArgumentTypeError(
-                message(
-                    "reshape",
-                    "the new shape must be ints",
-                    "pass e.g. t.reshape(2, 3) or t.reshape((2, -1))",
-                    f"shape {shape!r}",
-                )
-            )
-        try:
-            out = self.data.reshape(shape)
-        except ValueError:
-            raise ShapeError(
-                message(
-                    "reshape",
-                    f"cannot reshape {self.size} values to {shape}",
-                    "make the sizes multiply to the same total",
-                    f"shape {self.shape} -> {shape}",
-                )
-            ) from None
-        shape_in = self.shape
-        return make(out, (self,), lambda g: (g.reshape(shape_in),), "reshape")
-
-    @traced("transpose", key="Tensor.transpose")
-    def transpose(self, *axes: int) -> Tensor:
-        perm = axes or tuple(reversed(range(self.ndim)))
-        inv = np.argsort(perm)
-        return make(
-            self.data.transpose(perm),
-            (self,),
-            lambda g: (g.transpose(inv),),
-            "transpose",
-        )
-
-    @property
-    def T(self) -> Tensor:
-        return self.transpose()
-
-    @traced("getitem", key="Tensor.getitem")
-    def __getitem__(self, index: Any) -> Tensor:
-        if isinstance(index, Tensor):
-            index = index.data
-
-        shape, dtype = self.shape, self.dtype
-
-        def bw(g: np.ndarray) -> tuple[np.ndarray]:
-            full = np.zeros(shape, dtype=dtype)
-            np.add.at(full, index, g)
-            return (full,)
-
-        return make(np.asarray(self.data[index]), (self,), bw, "index")
-
-    # comparisons give plain boolean arrays (no gradient), as a convenience
-    def __gt__(self, other: Any) -> np.ndarray:
-        return self.data > np.asarray(other)
-
-    def __lt__(self, other: Any) -> np.ndarray:
-        return self.data < np.asarray(other)
-
-    def argmax(self, axis: int | None = None) -> np.ndarray:
-        return self.data.argmax(axis=axis)
+            if not retain_graph:
+                node.backward, node.parents = None, ()  # free the graph as we go
 
 
-def _lift(value: Any, like: Tensor) -> Tensor:
-    if isinstance(value, Tensor):
-        return value
-    return Tensor._wrap(np.asarray(value, dtype=like.dtype))
+def as_array(data: Any, where: str = "tensor", dtype: Any = None) -> np.ndarray:
+    """User data (a Tensor too) as a float32 or float64 array: see :func:`dtypes.float_array`."""
+    return float_array(data.data if isinstance(data, Tensor) else data, where, dtype)
 
 
 def make(
@@ -517,16 +471,28 @@ def make(
     out = Tensor._wrap(data, needs)
     if needs:
         nodes = tuple(p._graph_node() for p in parents)
-        out._node = _Node(nodes, backward, op, data.shape, data.dtype)
+        out._node = _Node(nodes, backward, op, out.data.shape, out.data.dtype)
     if not tracing.quiet():  # an operation no traced function or layer accounts for
         tracing.active().made(op, parents, out)  # type: ignore[union-attr]
     return out
 
 
-def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
-    """Create a tensor (a copy of ``data``), as ``torch.tensor`` does.
+def tensor(data: Any, *, dtype: Any = None, device: Any = None,
+           requires_grad: bool = False) -> Tensor:
+    """A tensor holding a copy of ``data``, with ``torch.tensor``'s types.
 
-    >>> tensor([[1, 2], [3, 4]]).shape
-    (2, 2)
+    Python floats become float32, ints int64, bools bool; NumPy arrays and tensors keep
+    their type (float16 becomes float32). ``dtype`` converts; only floating-point tensors
+    can require grad.
+
+    >>> import convscope as cs
+    >>> cs.tensor([[1, 2], [3, 4]]).shape, cs.tensor([0.5]).dtype, cs.tensor(3).dtype
+    ((2, 2), dtype('float32'), dtype('int64'))
     """
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+    if device is not None:
+        as_device(device, "tensor")
+    arr = data_array(data.data if isinstance(data, Tensor) else data, "tensor", dtype)
+    check_size(arr.shape, "tensor", itemsize=arr.dtype.itemsize, what="the tensor",
+               fix="pass less data at a time (a smaller batch or image)")
+    out = Tensor._wrap(np.array(arr, copy=True))
+    return out.requires_grad_() if requires_grad else out

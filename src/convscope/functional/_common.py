@@ -13,10 +13,14 @@ from ..tensor import Tensor, as_array
 _PAD_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-def as_tensor(value: Any, where: str, name: str = "input") -> Tensor:
-    """A Tensor as is; anything else converted to a float32 tensor (checked)."""
+def as_tensor(value: Any, where: str, name: str = "input", keep_type: bool = False) -> Tensor:
+    """A float Tensor as is; anything else converted to a float32 tensor (checked): integer
+    tensors as integer arrays are, bool ones refused as bool arrays are. ``keep_type``
+    keeps a tensor of any type (operations that only move values: ``cat``, ``flatten``)."""
     if isinstance(value, Tensor):
-        return value
+        if keep_type or value.data.dtype.kind == "f":
+            return value
+        return Tensor._wrap(as_array(value, where, np.float32))
     if value is None:
         raise ArgumentTypeError(message(where, f"`{name}` is None", f"pass an array as `{name}`"))
     arr = as_array(value, where, np.float32)

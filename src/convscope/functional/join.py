@@ -43,7 +43,7 @@ def _operands(tensors: Any, where: str) -> list[Tensor]:
             message(where, "expected at least one tensor, got an empty list",
                     "pass the tensors to join", "[]")
         )
-    return [as_tensor(t, where, f"tensors[{i}]") for i, t in enumerate(tensors)]
+    return [as_tensor(t, where, f"tensors[{i}]", keep_type=True) for i, t in enumerate(tensors)]
 
 
 def _listing(ts: list[Tensor]) -> str:
@@ -169,7 +169,7 @@ def flatten(input: Any, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     >>> cs.flatten(np.ones((2, 3, 4))).shape, cs.flatten(np.ones((2, 3, 4)), 1).shape
     ((24,), (2, 12))
     """
-    x = as_tensor(input, "flatten")
+    x = as_tensor(input, "flatten", keep_type=True)
     if x.ndim == 0:
         x = x.reshape(1)
     nd = x.ndim

@@ -212,7 +212,7 @@ class Graph:
                 for p in n.module.parameters():
                     if id(p) not in seen:
                         seen.add(id(p))
-                        total += int(p.size)
+                        total += p.numel()
         for s in self.sources.values():
             if s.kind == "param" and s.dtype.startswith("float"):
                 total += math.prod(s.shape)

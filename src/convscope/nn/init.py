@@ -141,7 +141,7 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
                                     "use e.g. std=0.02, a=-0.04, b=0.04",
                                     f"mean={mean!r}, std={std!r}, a={a!r}, b={b!r}"))
     rng = numpy_rng(generator, "generator")
-    z = _standard_truncated(rng, (lo - m) / s, (hi - m) / s, t.size)
+    z = _standard_truncated(rng, (lo - m) / s, (hi - m) / s, t.numel())
     return _fill(t, np.clip(m + s * z, lo, hi).reshape(t.shape))
 
 
@@ -217,7 +217,7 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: Any = None) ->
     """Glorot uniform: ``U(-r, r)`` with ``r = gain * sqrt(6 / (fan_in + fan_out))``."""
     t = _target(tensor, "xavier_uniform_")
     fan_in, fan_out = _calculate_fan_in_and_fan_out(t, "xavier_uniform_")
-    if t.size == 0:
+    if t.numel() == 0:
         return t
     std = _real(gain, "gain", "xavier_uniform_") * math.sqrt(2.0 / (fan_in + fan_out))
     bound = math.sqrt(3.0) * std
@@ -228,7 +228,7 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: Any = None) -> 
     """Glorot normal: ``N(0, std^2)`` with ``std = gain * sqrt(2 / (fan_in + fan_out))``."""
     t = _target(tensor, "xavier_normal_")
     fan_in, fan_out = _calculate_fan_in_and_fan_out(t, "xavier_normal_")
-    if t.size == 0:
+    if t.numel() == 0:
         return t
     std = _real(gain, "gain", "xavier_normal_") * math.sqrt(2.0 / (fan_in + fan_out))
     return _fill(t, numpy_rng(generator, "generator").normal(0.0, std, t.shape))
@@ -236,7 +236,7 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: Any = None) -> 
 
 def _kaiming_std(t: Tensor, a: float, mode: str, nonlinearity: str, where: str) -> float | None:
     fan = _fan(t, mode, where)
-    if t.size == 0:
+    if t.numel() == 0:
         warnings.warn("Initializing zero-element tensors is a no-op", UserWarning, stacklevel=3)
         return None
     return calculate_gain(nonlinearity, a) / math.sqrt(fan)

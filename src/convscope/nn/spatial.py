@@ -190,7 +190,7 @@ class ConvTranspose2d(Module):
     def macs(self, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> int:
         """torchinfo's convention for every ``Conv`` layer: (weights + biases) x N x H_out x
         W_out (for a transposed conv, more than the multiply-adds it does when stride > 1)."""
-        params = self.weight.size + (self.bias.size if self.bias is not None else 0)
+        params = self.weight.numel() + (self.bias.numel() if self.bias is not None else 0)
         batch = out_shape[0] if len(out_shape) == 4 else 1
         return int(params * batch * out_shape[-2] * out_shape[-1])
 
