@@ -43,9 +43,13 @@ def run(args: argparse.Namespace) -> int:
                                     f"--max-maps {args.max_maps}"))
     got = prepare(args)
     ref = find_layer(got.model, args.layer, got.image.shape)
-    ins = " + ".join(format_volume(s) for s in ref.input_shapes) or format_volume(ref.input_shape)
-    print(f"{ref.short} ({ref.operation}): input {ins}{ref.origin} -> output "
-          f"{format_volume(ref.output_shape)}")
+    if ref.chain:
+        print(f"layer {ref.index} ({ref.operation}): input "
+              f"{format_volume(ref.input_shape)} -> output {format_volume(ref.output_shape)}")
+    else:
+        ins = " + ".join(format_volume(v) for v in ref.input_shapes)
+        print(f"{ref.name} (node {ref.index}, {ref.operation}): input{'s' * (len(ref.sources) > 1)}"
+              f" {ins}{ref.origin} -> output {format_volume(ref.output_shape)}")
     rgb = feature_map_grid(got.model, got.image, ref.index, shared_scale=args.shared_scale,
                            max_maps=args.max_maps)
     n = ref.output_shape[0]

@@ -216,11 +216,12 @@ def saliency_picture(s: Saliency) -> np.ndarray:
     zoom = max(1, 256 // max(h, w))
     pics = [np.repeat(np.repeat(p.astype(np.uint8), zoom, 0), zoom, 1) for p in (rgb, gxi, cam)]
     p, t = s.predicted, s.target
+    where = s.cam_where.split(" (node ")[0]  # the caption is short: the module path
     title = (f"predicted {s.name(p)!r} (p = {s.probabilities[p]:.2f})"
              + ("" if p == t else f"; explaining {s.name(t)!r} (p = {s.probabilities[t]:.2f})")
              + (f" [{s.note}]" if s.note else ""))
     return grid(pics, [f"input {format_volume(s.image.shape)}",
                        f"gradient x input (red: for {s.name(t)!r}, blue: against)",
-                       f"Grad-CAM, {s.cam_where} (hot: evidence)" if s.cam.max() > 0
-                       else f"Grad-CAM, {s.cam_where}: zero everywhere"],
+                       f"Grad-CAM, {where} (hot: evidence)" if s.cam.max() > 0
+                       else f"Grad-CAM, {where}: zero everywhere"],
                 title=title, legend=False, cols=3)

@@ -43,7 +43,7 @@ from .why_windows import (
     transposed_window,
 )
 
-__all__ = ["why", "Why", "WhyMismatchError", "conv_window", "WHY_OPS"]
+__all__ = ["why", "take_apart", "Why", "WhyMismatchError", "conv_window", "WHY_OPS"]
 
 _U = 2.0 ** -24  # float32's unit roundoff
 
@@ -244,6 +244,15 @@ def why(model: Any, image: Any, layer: int | str, at: Any, size: Any = None,
                           "interpolate, softmax)")
     pos = check_at(at, ref.output_shape, f"{ref.label} output")
     acts = activations(prep.model, prep.image, upto=ref.position)
+    return take_apart(ref, acts, pos, prep.note)
+
+
+def take_apart(ref: LayerRef, acts: Activations, pos: tuple[int, ...],
+               note: str | None = None) -> Why:
+    """Output ``pos`` of node ``ref``, taken apart from the values of one forward pass
+    (:func:`~convscope.viz.layers.activations`): what :func:`why` does once it has them, for
+    a tool that keeps them (the local server). ``pos`` must be checked already
+    (:func:`~convscope.viz.layers.check_at`)."""
     kind, parts = _HANDLERS[ref.op](ref, acts, node_args(ref, acts), pos)
     forward = float(np.asarray(acts.value(ref.name))[pos])
     value = parts.pop("value")
@@ -258,4 +267,4 @@ def why(model: Any, image: Any, layer: int | str, at: Any, size: Any = None,
     parts["details"] = {**parts.get("details", {}), "image": ref.data_inputs[:1] == (image,)}
     return Why(layer=ref.index, kind=kind, operation=ref.operation, at=pos, value=value,
                forward_value=forward, input_shape=ref.input_shape, output_shape=ref.output_shape,
-               note=prep.note, name=ref.name, where=ref.short, origin=ref.origin, **parts)
+               note=note, name=ref.name, where=ref.short, origin=ref.origin, **parts)
