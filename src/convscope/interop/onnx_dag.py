@@ -16,23 +16,27 @@ as its bias; GELU, SiLU and Hardswish written as formulas become their layers
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from .. import tracing
 from ..errors import ConvscopeError
 from ..graph import Graph, GraphModule, Node, Source
 from ..nn import GELU, Hardswish, Linear, Module, Sequential, SiLU
 from .onnx_fold import BATCH, FOLD_OPS
 from .onnx_graph import CHAIN_OPS, GraphChain
 from .onnx_names import PathNamer
+from .onnx_operands import NotAChain, _short_float
 from .onnx_patterns import Fused, find_fused
 
 __all__ = ["GraphDag", "SUPPORTED_OPS"]
 
 _FUNCTION_OPS = ("Sub", "Mul", "Div", "Concat", "ReduceMean", "ReduceSum", "Transpose", "Neg",
-                 "Exp", "Log", "Sqrt", "Pow", "Erf", "Slice", "Shape")
+                 "Exp", "Log", "Sqrt", "Abs", "Pow", "Erf", "Slice", "Shape", "Unsqueeze",
+                 "Squeeze")
 SUPPORTED_OPS = tuple(sorted(set(CHAIN_OPS + _FUNCTION_OPS)))
 """Every operator :func:`~.load_onnx` reads (constants aside)."""
 SUPPORTED_TEXT = (", ".join(o for o in SUPPORTED_OPS if o not in ("Erf", "Slice", "Shape"))
@@ -40,7 +44,15 @@ SUPPORTED_TEXT = (", ".join(o for o in SUPPORTED_OPS if o not in ("Erf", "Slice"
                   "a Conv; and shape arithmetic on constants (" + ", ".join(FOLD_OPS) + ")")
 _ARITH = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
 _SWAPPED = {"Add": "add", "Sub": "rsub", "Mul": "mul", "Div": "rdiv"}
-_UNARY = {"Neg": "neg", "Exp": "exp", "Log": "log", "Sqrt": "sqrt"}
+_UNARY = {"Neg": "neg", "Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Abs": "abs"}
+_LAYER_OPS = set(CHAIN_OPS) - {"Add", "Constant"}
+
+
+def _params(key: str) -> set[str]:
+    """The argument names of a traced operation (what a function node's attrs may say)."""
+    import inspect
+
+    return set(inspect.signature(tracing.OPS[key]).parameters)
 
 
 @dataclass
@@ -79,6 +91,9 @@ class GraphDag(GraphChain):
                 for m in self.fused[k].members[:-1] if k in self.fused else []:
                     self.node(m, nodes[m])
                 self.node(k, node)
+            except NotAChain as exc:  # a chain-walk rule reached from here: said plainly
+                raise self.node_fail(k, node, exc.what, "export the model again",
+                                     exc.received) from None
             except ConvscopeError:
                 raise
             except (TypeError, ValueError, IndexError, KeyError, OverflowError) as exc:
@@ -116,12 +131,14 @@ class GraphDag(GraphChain):
                                      f"inputs {list(node.input)}")
             self.fold(k, node, a)
             return
-        waiting = [n for n in data if self.vals[n].pending or self.vals[n].side]
-        if waiting and not (op in ("Conv", "Pad", "Gather", "Concat") or (
-                op == "Slice" and not self.vals[waiting[0]].side)):
-            raise self.node_fail(k, node, "padding (or a Slice of data) is supported only "
-                                 "right before a Conv", "pad inside the Conv or the "
-                                 "pooling layer", f"{op} after a padding node")
+        if any(self.vals[n].side for n in data) and op != "Concat":
+            raise self.node_fail(k, node, "a Slice of data is supported only as part of "
+                                 "padding (Slices concatenated to the tensor)",
+                                 "export the padding with Pad", f"{op} after a Slice")
+        if op not in ("Conv", "Pad", "Gather", "Concat", "Slice"):
+            for n in data:  # padding that no Conv takes: a pad node of its own
+                if self.vals[n].pending:
+                    self.vals[n] = self.padded(k, node, self.vals[n])
         if op == "Shape":
             self.shape_of(k, node, a)
         elif op in _ARITH and data:
@@ -132,6 +149,9 @@ class GraphDag(GraphChain):
             self.reduce(k, node, a)
         elif op == "Transpose":
             self.transpose(k, node, a)
+        elif op in _UNARY and f"Tensor.{_UNARY[op]}" not in tracing.OPS:
+            raise self.node_fail(k, node, f"operator {op} has no operation in this convscope",
+                                 "export the model without it", f"op_type {op!r}")
         elif op in _UNARY:
             self.function(k, node, f"Tensor.{_UNARY[op]}", _UNARY[op], [self.vals[data[0]]],
                           {"self": {"$in": 0}}, self.vals[data[0]].shape)
@@ -143,12 +163,21 @@ class GraphDag(GraphChain):
             raise self.node_fail(k, node, "Erf is supported only inside GELU's formula "
                                  "(x * (1 + erf(x / sqrt 2)) / 2)", "export GELU with opset 20 "
                                  "(one Gelu node) or as PyTorch writes it")
-        elif op == "MatMul" and len(data) == 2:
+        elif op == "MatMul" and (len(data) == 2 or len(self.vals[data[0]].shape) > 2):
             self.matmul(k, node)
         elif op == "Reshape" and not self.flat_reshape(k, node):
             self.reshape(k, node, a)
-        else:
+        elif op == "Clip" and self.one_sided(k, node, a):
+            pass
+        elif op in ("Unsqueeze", "Squeeze", "Cast"):
+            self.unsqueeze(k, node, a)
+        elif op in _LAYER_OPS:
             self.layer(k, node, a, data)
+        else:
+            raise self.node_fail(k, node, f"operator {op} is supported on constants only "
+                                 "(shape arithmetic), not on computed volumes",
+                                 f"convscope imports graphs of {SUPPORTED_TEXT}",
+                                 f"op_type {op!r}, data inputs {data}")
 
     # ------------------------------------------------------------------ layers
     def layer(self, k: int, node: Any, a: dict[str, Any], data: list[str]) -> None:
@@ -168,8 +197,8 @@ class GraphDag(GraphChain):
         self.vals[out] = Val(ref, (1, *self.shape))
 
     def module(self, k: int, node: Any, layer: Module, inputs: list[str]) -> str:
-        weight = node.input[1] if len(node.input) > 1 and node.input[1] in self.inits else None
-        path, name, layer = self.namer.place(k, node, layer, weight)
+        weights = tuple(n for n in node.input[1:] if n in self.inits)
+        path, name, layer = self.namer.place(k, node, layer, weights)
         self.at[name] = len(self.gnodes)
         self.gnodes.append(Node(len(self.gnodes), name, str(layer.op), "module", tuple(inputs),
                                 (1, *self.shape), "float32", path, path, layer.get_config(),
@@ -216,7 +245,7 @@ class GraphDag(GraphChain):
     # ------------------------------------------------------------------ functions
     def function(self, k: int, node: Any, key: str, op: str, ins: list[Val],
                  attrs: dict[str, Any], shape: tuple[int, ...],
-                 consts: tuple[np.ndarray, ...] = ()) -> None:
+                 consts: tuple[np.ndarray, ...] = (), out: str | None = None) -> None:
         inputs = [v.ref for v in ins]
         for value in consts:
             name = f"constant_{sum(s.kind == 'constant' for s in self.sources.values())}"
@@ -227,7 +256,7 @@ class GraphDag(GraphChain):
         self.at[name] = len(self.gnodes)
         self.gnodes.append(Node(len(self.gnodes), name, op, "function", tuple(inputs),
                                 tuple(int(v) for v in shape), "float32", path, key, attrs))
-        self.vals[node.output[0]] = Val(name, tuple(int(v) for v in shape))
+        self.vals[out or node.output[0]] = Val(name, tuple(int(v) for v in shape))
 
     def arith(self, k: int, node: Any, data: list[str]) -> None:
         op = node.op_type
@@ -303,6 +332,9 @@ class GraphDag(GraphChain):
         if len(data) != len(ins) or not ins:
             raise self.node_fail(k, node, "a Concat of data with constants is not supported",
                                  "concatenate computed volumes only", f"inputs {ins}")
+        for n in ins:  # padding that no Conv takes: a pad node of its own
+            if self.vals[n].pending:
+                self.vals[n] = self.padded(k, node, self.vals[n])
         vals = [self.vals[n] for n in ins]
         rank = len(vals[0].shape)
         axis = int(a.get("axis", 0))
@@ -336,8 +368,9 @@ class GraphDag(GraphChain):
         shape = tuple(1 if i in axes else n for i, n in enumerate(val.shape)) if keep else \
             tuple(n for i, n in enumerate(val.shape) if i not in axes)
         op = "mean" if node.op_type == "ReduceMean" else "sum"
+        names = ("dim", "keepdim") if "dim" in _params(f"Tensor.{op}") else ("axis", "keepdims")
         self.function(k, node, f"Tensor.{op}", op, [val],
-                      {"self": {"$in": 0}, "axis": tuple(axes), "keepdims": keep}, shape)
+                      {"self": {"$in": 0}, names[0]: tuple(axes), names[1]: keep}, shape)
 
     def transpose(self, k: int, node: Any, a: dict[str, Any]) -> None:
         val = self.vals[node.input[0]]
@@ -346,9 +379,13 @@ class GraphDag(GraphChain):
         if sorted(perm) != list(range(rank)) or perm[0] != 0:
             raise self.node_fail(k, node, "it must keep the batch axis first and permute all "
                                  "axes once", "transpose the feature axes only", f"perm={perm}")
-        self.function(k, node, "Tensor.transpose", "transpose", [val],
-                      {"self": {"$in": 0}, "axes": tuple(perm)},
-                      tuple(val.shape[p] for p in perm))
+        shape = tuple(val.shape[p] for p in perm)
+        if "Tensor.permute" in tracing.OPS:  # PyTorch's names: permute reorders all axes
+            self.function(k, node, "Tensor.permute", "permute", [val],
+                          {"self": {"$in": 0}, "dims": tuple(perm)}, shape)
+        else:
+            self.function(k, node, "Tensor.transpose", "transpose", [val],
+                          {"self": {"$in": 0}, "axes": tuple(perm)}, shape)
 
     def power(self, k: int, node: Any) -> None:
         val = self.vals[node.input[0]]
@@ -363,18 +400,30 @@ class GraphDag(GraphChain):
                       {"self": {"$in": 0}, "exponent": float(e.reshape(-1)[0])}, val.shape)
 
     def matmul(self, k: int, node: Any) -> None:
-        va, vb = (self.vals[n] for n in node.input)
-        sa, sb = va.shape, vb.shape
-        if len(sa) < 2 or len(sb) < 2 or sa[-1] != sb[-2]:
-            raise self.node_fail(k, node, f"its operands {sa} and {sb} do not multiply",
-                                 "export the model again", f"shapes {sa}, {sb}")
-        try:
-            lead = tuple(np.broadcast_shapes(sa[:-2], sb[:-2]))
-        except ValueError:
-            raise self.node_fail(k, node, f"its operands {sa} and {sb} do not multiply",
-                                 "export the model again", f"shapes {sa}, {sb}") from None
+        """A product of two flat tensors (``Tensor.matmul``), or of a volume and a constant
+        weight: ``linear`` on the volume's last axis, the weight one of the graph's
+        constants."""
+        if len(node.input) != 2 or node.input[0] not in self.vals:
+            raise self.node_fail(k, node, "MatMul takes the data first and one other input",
+                                 "export the model again", f"inputs {list(node.input)}")
+        va = self.vals[node.input[0]]
+        if node.input[1] not in self.vals:
+            w = self.weight(k, node, 1, "weight", ndim=2)
+            if w.shape[0] != va.shape[-1]:
+                raise self.node_fail(k, node, f"its weight takes {w.shape[0]} features but the "
+                                     f"volume has {va.shape[-1]} on its last axis",
+                                     "export the model again", f"weight shape {w.shape}")
+            self.function(k, node, "linear", "linear", [va],
+                          {"input": {"$in": 0}, "weight": {"$in": 1}},
+                          va.shape[:-1] + (w.shape[1],), (np.ascontiguousarray(w.T),))
+            return
+        vb = self.vals[node.input[1]]
+        if len(va.shape) != 2 or len(vb.shape) != 2 or va.shape[1] != vb.shape[0]:
+            raise self.node_fail(k, node, f"a product of two computed tensors is supported for "
+                                 f"(N, k) @ (k, m) only, not {va.shape} @ {vb.shape}",
+                                 "export the model again", f"shapes {va.shape}, {vb.shape}")
         self.function(k, node, "Tensor.matmul", "matmul", [va, vb],
-                      {"self": {"$in": 0}, "other": {"$in": 1}}, lead + (sa[-2], sb[-1]))
+                      {"self": {"$in": 0}, "other": {"$in": 1}}, (va.shape[0], vb.shape[1]))
 
     def reshape(self, k: int, node: Any, a: dict[str, Any]) -> None:
         val = self.vals[node.input[0]]
@@ -397,6 +446,63 @@ class GraphDag(GraphChain):
                       {"self": {"$in": 0}, "shape": ({"$size": [0, 0]}, *rest)},
                       (1, *rest))
 
+    def one_sided(self, k: int, node: Any, a: dict[str, Any]) -> bool:
+        """Clip with one bound (other than ReLU's): ``Tensor.clamp``; False for the rest."""
+        lo, hi = self.clip_bounds(k, node, a)
+        if math.isfinite(lo) == math.isfinite(hi) or lo == 0.0:
+            return False
+        if "Tensor.clamp" not in tracing.OPS:
+            raise self.node_fail(k, node, "Clip with one bound has no layer here",
+                                 "clip to two finite bounds", f"min={lo}, max={hi}")
+        val = self.vals[node.input[0]]
+        bound = {"min": _short_float(lo)} if math.isfinite(lo) else {"max": _short_float(hi)}
+        self.function(k, node, "Tensor.clamp", "clamp", [val], {"self": {"$in": 0}, **bound},
+                      val.shape)
+        return True
+
+    def unsqueeze(self, k: int, node: Any, a: dict[str, Any]) -> None:
+        """Unsqueeze, Squeeze (not of the batch axis) and Cast to float32 of a volume."""
+        val = self.vals[node.input[0]]
+        if node.op_type == "Cast":
+            if int(a.get("to", 0)) != self.onnx.TensorProto.FLOAT:
+                raise self.node_fail(k, node, "a Cast of a volume to another type is not "
+                                     "supported", "keep the model in float32",
+                                     f"to={a.get('to')}")
+            self.vals[node.output[0]] = val
+            return
+        axes = list(a["axes"]) if "axes" in a else (self.ints(k, node, 1, "axes") or [])
+        shape = list(val.shape)
+        if node.op_type == "Unsqueeze":
+            rank = len(shape) + len(axes)
+            axes = sorted(x % rank for x in axes)
+            for x in axes:
+                shape.insert(x, 1)
+        else:
+            rank = len(shape)
+            axes = sorted({x % rank for x in axes} if axes else
+                          {i for i, n in enumerate(shape) if n == 1 and i})
+            if any(shape[x] != 1 for x in axes):
+                raise self.node_fail(k, node, "it squeezes an axis that is not of size 1",
+                                     "export the model again", f"axes={axes}, shape {shape}")
+            shape = [n for i, n in enumerate(shape) if i not in axes]
+        if 0 in axes:
+            raise self.node_fail(k, node, f"{node.op_type} of the batch axis is not supported",
+                                 "keep the batch axis first", f"axes={axes}")
+        self.function(k, node, "Tensor.reshape", "reshape", [val],
+                      {"self": {"$in": 0}, "shape": ({"$size": [0, 0]}, *shape[1:])},
+                      tuple(shape))
+
+    def padded(self, k: int, node: Any, val: Val) -> Val:
+        """Padding waiting for a Conv that another operator reads: a ``pad`` node."""
+        pending = val.pending or {}
+        (pt, pb), (pl, pr) = pending["pads"]
+        shape = (*val.shape[:2], val.shape[2] + pt + pb, val.shape[3] + pl + pr)
+        name = f"{node.input[0]}:pad"
+        self.function(k, node, "pad", "pad", [val],
+                      {"input": {"$in": 0}, "padding": ((pt, pb), (pl, pr)),
+                       "mode": pending["mode"]}, shape, out=name)
+        return self.vals.pop(name)
+
     def shape_of(self, k: int, node: Any, a: dict[str, Any]) -> None:
         val = self.vals[node.input[0]]
         dims = np.array([self.batch if self.batch > 0 else BATCH, *val.shape[1:]], np.int64)
@@ -414,7 +520,9 @@ class GraphDag(GraphChain):
     # ------------------------------------------------------------------ the model
     def finish(self, out: str) -> Module:
         val = self.vals.get(out)
-        if val is None or val.pending or val.side:
+        if val is not None and val.pending:
+            val = self.padded(len(self.graph.node) - 1, self.graph.node[-1], val)
+        if val is None or val.side:
             raise self.fail(f"the graph output {out!r} is not a computed volume (padding or a "
                             "Slice that no Conv uses, or a constant)", "export the model again")
         if val.ref == "input":  # nothing computed: the identity

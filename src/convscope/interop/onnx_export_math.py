@@ -84,9 +84,12 @@ def _pow(c: Call) -> str:
     return c.op("Pow", [c.x, c.operand("exponent")])
 
 
-def _axes(c: Call, key: str) -> list[int] | None:
-    axis = c.args.get(key)
+def _axes(c: Call) -> list[int] | None:
+    """The reduced axes: ``dim`` (PyTorch's name) or ``axis`` (NumPy's); None for all."""
+    axis = c.args.get("dim")
     if axis is None:
+        axis = c.args.get("axis")
+    if axis is None or (isinstance(axis, (tuple, list)) and not axis):
         return None
     rank = len(c.in_shape)
     items = list(axis) if isinstance(axis, (tuple, list)) else [axis]
@@ -95,8 +98,9 @@ def _axes(c: Call, key: str) -> list[int] | None:
 
 def _reduce(op_type: str) -> Callable[[Call], str]:
     def build(c: Call) -> str:
-        axes = _axes(c, "axis")
-        keep = int(bool(c.args.get("keepdims", False)))
+        axes = _axes(c)
+        keep = c.args.get("keepdims")
+        keep = int(bool(c.args.get("keepdim", False) if keep is None else keep))
         if axes is None:
             axes = list(range(len(c.in_shape)))
         if op_type == "ReduceMean" and c.e.opset < 18:
@@ -107,12 +111,48 @@ def _reduce(op_type: str) -> Callable[[Call], str]:
 
 
 def _transpose(c: Call) -> str:
-    axes = c.args.get("axes") or ()
-    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-        axes = axes[0]
+    """``transpose(dim0, dim1)`` swaps two axes; ``permute(*dims)`` reorders them all."""
     rank = len(c.in_shape)
-    perm = [int(a) % rank for a in axes] if axes else list(range(rank))[::-1]
+    if "dims" in c.args:  # permute
+        dims = list(c.args["dims"])
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = list(dims[0])
+        return c.op("Transpose", [c.x], perm=[int(d) % rank for d in dims])
+    dims = [d for d in (c.args.get("dim0"), c.args.get("dim1"), *c.args.get("more", ()))
+            if d is not None]
+    perm = list(range(rank))
+    if len(dims) == 2:
+        a, b = int(dims[0]) % rank, int(dims[1]) % rank
+        perm[a], perm[b] = perm[b], perm[a]
+    elif dims:
+        perm = [int(d) % rank for d in dims]
+    else:
+        perm.reverse()
     return c.op("Transpose", [c.x], perm=perm)
+
+
+def _unsqueeze(c: Call) -> str:
+    rank = len(c.out_shape)
+    dim = int(c.args.get("dim", 0)) % rank
+    return c.op("Unsqueeze", [c.x, c.const("axes", np.array([dim], np.int64))])
+
+
+def _squeeze(c: Call) -> str:
+    target = [0] + list(c.out_shape[1:])  # batch-generic, whatever was dropped
+    if c.in_shape[0] == 1 and len(c.out_shape) < len(c.in_shape) and \
+            c.out_shape[:1] != c.in_shape[:1]:
+        raise c.fail("a squeeze of the batch axis has no batch-generic ONNX form",
+                     "squeeze feature axes only (x.squeeze(2))", f"shape {c.in_shape}")
+    return c.op("Reshape", [c.x, c.const("shape", np.array(target, np.int64))])
+
+
+def _clamp(c: Call) -> str:
+    lo, hi = c.args.get("min"), c.args.get("max")
+    inputs = [c.x, "" if lo is None else _f32(c, "min", float(lo)),
+              "" if hi is None else _f32(c, "max", float(hi))]
+    while inputs[-1] == "":
+        inputs.pop()
+    return c.op("Clip", inputs)
 
 
 def _target_shape(c: Call, sizes: Any) -> list[int]:
@@ -204,6 +244,13 @@ MATH_BUILDERS: dict[str, Callable[[Call], str]] = {
     "mean": _reduce("ReduceMean"),
     "sum": _reduce("ReduceSum"),
     "transpose": _transpose,
+    "permute": _transpose,
+    "unsqueeze": _unsqueeze,
+    "squeeze": _squeeze,
+    "clamp": _clamp,
+    "abs": _unary("Abs"),
+    "clone": _unary("Identity"),
+    "contiguous": _unary("Identity"),
     "reshape": _reshape,
     "view": _reshape,
     "flatten": _flatten,

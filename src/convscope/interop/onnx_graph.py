@@ -191,14 +191,16 @@ class GraphChain(LayerOps):
             if target[1:] == same and target[0] in (0, -1, self.batch):
                 return  # a reshape to the shape it already has
             if not ok_flat:
-                raise self.node_fail(k, node, "only a reshape to (N, features) is supported",
-                                     f"reshape to (N, {feats}) or use Flatten(axis=1)",
-                                     f"target shape {target}, input "
-                                     f"(N, {', '.join(map(str, same))})")
+                raise NotAChain(self.node_where(k, node), "a chain reshapes to (N, features) "
+                                "only", f"target shape {target}, input "
+                                f"(N, {', '.join(map(str, same))})")
         if len(self.shape) == 3:
             self.add(k, node, Flatten)
 
     def linear(self, k: int, node: Any, a: dict[str, Any]) -> None:
+        if len(self.shape) != 1 and node.op_type == "MatMul":
+            raise NotAChain(self.node_where(k, node), "a MatMul of a volume (a graph's "
+                            "function)", f"shape {self.shape}")
         if len(self.shape) != 1:
             raise self.node_fail(k, node, f"it needs flat values (N, features) but gets a volume "
                                  f"{self.shape}", "put a Flatten before it", f"shape {self.shape}")
@@ -260,10 +262,7 @@ class GraphChain(LayerOps):
         last = self.layers[-1] if self.layers else None
         if self.open_linear != cur or len(other) != 1 or not isinstance(last, Linear):
             raise NotAChain(self.node_where(k, node), "Add is supported only as the bias of a "
-                            "MatMul or Gemm in a chain",
-                                 "convscope imports chains of layers; element-wise arithmetic "
-                                 "and skip connections have no layer here",
-                                 f"inputs {list(node.input)}")
+                            "MatMul or Gemm in a chain", f"inputs {list(node.input)}")
         i = list(node.input).index(other[0])
         raw = self.weight(k, node, i, "bias")
         if raw.size != last.out_features or raw.ndim > 2:
@@ -358,9 +357,8 @@ class GraphChain(LayerOps):
             raise NotAChain(self.node_where(k, node), "the graph is not a single chain of "
                             "layers here", f"it reads {data}, the chain is at {cur!r}")
         if self.pending is not None and op not in ("Conv", "Pad", "Gather"):
-            raise self.node_fail(k, node, "padding is supported only right before a Conv",
-                                 "pad inside the Conv or the pooling layer",
-                                 f"{op} after a padding node")
+            raise NotAChain(self.node_where(k, node), "padding that no Conv takes (a pad node "
+                            "in a graph)", f"{op} after a padding node")
         if op == "Add":
             self.bias_add(k, node, cur)
         else:
@@ -414,8 +412,8 @@ class GraphChain(LayerOps):
                 raise self.node_fail(k, node, "it is malformed", "export the model again",
                                      f"{type(exc).__name__}: {str(exc)[:200]}") from None
         if self.pending is not None:
-            raise self.fail("the graph ends with padding that no Conv uses",
-                            "export the model again")
+            raise NotAChain(f"ONNX file {self.path!r}", "the graph ends with padding that no "
+                            "Conv takes (a pad node in a graph)")
         out = self.graph.output[0].name
         if out != cur:
             raise NotAChain(f"ONNX file {self.path!r}", f"the graph output {out!r} is not the "

@@ -43,7 +43,7 @@ from ..nn import (
     Upsample,
 )
 from .onnx_fold import BATCH
-from .onnx_operands import _short_float
+from .onnx_operands import NotAChain, _short_float
 from .onnx_padding import PaddingNodes
 
 __all__ = ["LayerOps", "LAYER_OPS"]
@@ -111,7 +111,8 @@ class LayerOps(PaddingNodes):
         else:
             self.clip(k, node, a)
 
-    def clip(self, k: int, node: Any, a: dict[str, Any]) -> None:
+    def clip_bounds(self, k: int, node: Any, a: dict[str, Any]) -> tuple[float, float]:
+        """Clip's (min, max), -inf and inf where one is not given."""
         if self.opset < 11:
             lo, hi = a.get("min"), a.get("max")
         else:
@@ -121,6 +122,10 @@ class LayerOps(PaddingNodes):
         if math.isnan(lo) or math.isnan(hi) or lo > hi or lo == math.inf or hi == -math.inf:
             raise self.node_fail(k, node, "Clip needs bounds min <= max (not NaN)",
                                  "export the model again", f"min={lo}, max={hi}")
+        return lo, hi
+
+    def clip(self, k: int, node: Any, a: dict[str, Any]) -> None:
+        lo, hi = self.clip_bounds(k, node, a)
         if (lo, hi) == (0.0, 6.0):
             self.add(k, node, ReLU6)
         elif (lo, hi) == (0.0, math.inf):
@@ -128,10 +133,9 @@ class LayerOps(PaddingNodes):
         elif math.isfinite(lo) and math.isfinite(hi):
             low, high = _short_float(lo), _short_float(hi)
             self.add(k, node, lambda: Hardtanh(low, high))
-        else:
-            raise self.node_fail(k, node, "Clip with one bound missing has no layer here "
-                                 "(except min 0: ReLU)", "clip to two finite bounds",
-                                 f"min={lo}, max={hi}")
+        else:  # one bound: no layer, but the graph walk has Tensor.clamp
+            raise NotAChain(self.node_where(k, node), "Clip with one bound has no layer "
+                            "(except min 0: ReLU)", f"min={lo}, max={hi}")
 
     def softmax(self, k: int, node: Any, a: dict[str, Any]) -> None:
         rank = len(self.shape) + 1

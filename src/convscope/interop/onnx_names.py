@@ -5,8 +5,9 @@ exporter (or convscope's) wrote it (``/layer1/layer1.0/conv1/Conv`` -> ``layer1.
 from the name of its weight (``layer1.0.conv1.weight`` -> ``layer1.0.conv1``), or from its
 operator under the module the node sits in (``/layer1/layer1.0/Relu`` -> ``layer1.0.relu``).
 PyTorch writes the second call of one module as ``relu_1``: when the first call's layer has
-no parameters and the same arguments, both nodes share it, as in the model that was exported
-(node names ``layer1.0.relu`` and ``layer1.0.relu#2``).
+the same class and arguments and either no parameters or the very same initializers (tied
+weights), both nodes share it, as in the model that was exported (node names
+``layer1.0.relu`` and ``layer1.0.relu#2``).
 
 A path is only used when it is safe: every part a plain identifier or number, no part that
 is an attribute of a model (``forward``, ``training`` ...), no layer inside another layer,
@@ -46,6 +47,7 @@ class PathNamer:
     def __init__(self, nodes: Any, reserved: set[str]) -> None:
         self.scopes = [path_of(n.name) for n in nodes]
         self.layers: dict[str, Any] = {}  # path -> layer
+        self.weights: dict[str, tuple[str, ...]] = {}  # path -> the initializers it holds
         self.inside: set[str] = set()  # proper prefixes of layer paths (containers)
         for scope in self.scopes:  # a module that holds other nodes holds no layer itself
             parts = scope.split(".") if scope else []
@@ -76,17 +78,21 @@ class PathNamer:
         self.names.add(name)
         return name
 
-    def place(self, k: int, node: Any, layer: Any, weight: str | None) -> tuple[str, str, Any]:
-        """``(module path, node name, layer)`` for ``layer`` made from node ``k``: the layer
-        is an earlier one when this node is a second call of it."""
+    def place(self, k: int, node: Any, layer: Any, weights: tuple[str, ...]
+              ) -> tuple[str, str, Any]:
+        """``(module path, node name, layer)`` for ``layer`` made from node ``k`` with the
+        initializers ``weights``: the layer is an earlier one when this node is a second
+        call of it."""
         scope = self.scopes[k]
         op = node.op_type.lower()
         reuse = _CALL.fullmatch(scope) if scope else None
-        if reuse and reuse.group(1) in self.layers and not list(layer.parameters()) \
-                and not list(layer.buffers()) \
-                and _config(self.layers[reuse.group(1)]) == _config(layer):
+        if reuse and reuse.group(1) in self.layers:
             base = reuse.group(1)
-            return base, self._unique_name(base), self.layers[base]
+            plain = not list(layer.parameters()) and not list(layer.buffers())
+            tied = bool(weights) and self.weights.get(base) == weights
+            if (plain or tied) and _config(self.layers[base]) == _config(layer):
+                return base, self._unique_name(base), self.layers[base]
+        weight = weights[0] if weights else None
         choices = []
         if scope:
             choices.append(scope)
@@ -95,11 +101,13 @@ class PathNamer:
         choices.append(f"{scope}.{op}" if scope else op)
         for path in choices:
             if self._free(path):
+                self.weights[path] = weights
                 return self._claim(path, layer), path, layer
         base = next((p for p in reversed(choices) if _safe(p)), op if _safe(op) else "layer")
         for n in range(1, len(self.names) + 2):
             for candidate in (f"{base}_{n}", f"{base.replace('.', '_')}_{n}", f"layer_{n}"):
                 if self._free(candidate):
+                    self.weights[candidate] = weights
                     return self._claim(candidate, layer), candidate, layer
         raise AssertionError("unreachable: a free path always exists")  # pragma: no cover
 

@@ -27,6 +27,7 @@ class NotAChain(FileFormatError):
 
     def __init__(self, where: str, what: str, received: str | None = None) -> None:
         super().__init__(message(where, what, "read the file as a graph", received))
+        self.what, self.received = what, received
 
 
 def _short_float(value: float) -> float:
