@@ -207,6 +207,18 @@ CASES["curves"] = [
     (["curves", "{afile}"], r"afile is not valid JSON"),
 ]
 CASES["report"].append((["report", "{good}", "{img}", "--frames", "x"], r"--frames"))
+CASES["serve"] = [  # each mistake is found before the server starts
+    (["serve", "{missing_model}"], r"no such file: .*missing\.safetensors"),
+    (["serve", "{good}", "{text}", "--no-open"], r"text\.png': the file is not a readable PNG"),
+    (["serve", "{good}", "{missing}", "--no-open"], r"missing\.png': the file does not exist"),
+    (["serve", "16x16x3 | conv(", "--no-open"], r"spec: expected a value"),
+    (["serve", "{good}", "--host", "bad host!", "--no-open"], r"--host: 'bad host!' is not an"),
+    (["serve", "{good}", "--host", "203.0.113.7", "--port", "0", "--no-open"],
+     r"--host: cannot listen on 203\.0\.113\.7"),
+    (["serve", "{good}", "--port", "70000", "--no-open"], r"--port: 70000 is not a port number"),
+    (["serve", "{good}", "--port", "x"], r"argument --port: invalid int value"),
+    (["serve"], r"the following arguments are required: MODEL"),
+]
 
 
 def _cases() -> list:
