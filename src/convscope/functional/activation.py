@@ -7,7 +7,9 @@ gradient is that of PyTorch's vectorised CPU kernels (NaN for ``hardswish`` and 
 for ``relu6``, ``hardtanh`` and ``hardsigmoid``, the slope for ``leaky_relu``); PyTorch's
 scalar loop for the last few values of a tensor differs there for some of them.
 ``inplace=`` arguments are accepted for PyTorch code and ignored: convscope never
-overwrites an input.
+overwrites an input. The piecewise ones and ``sigmoid`` run as one compiled pass each way
+for large float arrays (:mod:`convscope.kernels.elementwise`, whose NumPy twins hold the
+formulas and the conventions above; results bit for bit the same).
 
 >>> import convscope as cs
 >>> cs.functional.relu6(cs.tensor([-1.0, 3.0, 9.0])).numpy()
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArgumentError, ArgumentTypeError, message
+from ..kernels import elementwise as ew
 from ..tensor import Tensor, make
 from ..tracing import traced
 from ._common import _check_dim, as_tensor
@@ -59,8 +62,8 @@ def _unary(input: Any, where: str, forward: Any, grad: Any, keep: str = "x") -> 
 def leaky_relu(input: Any, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """``x`` where ``x > 0``, else ``negative_slope * x``; the gradient at 0 is the slope."""
     a = _number(negative_slope, "negative_slope", "leaky_relu")
-    return _unary(input, "leaky_relu", lambda x: np.where(x > 0, x, x * a),
-                  lambda g, x: np.where(x > 0, g, g * a))
+    return _unary(input, "leaky_relu", lambda x: ew.leaky_relu(x, a),
+                  lambda g, x: ew.leaky_relu_grad(g, x, a))
 
 
 @traced("hardtanh")
@@ -89,8 +92,8 @@ def clip_bounds(min_val: Any, max_val: Any, where: str) -> tuple[float, float]:
 
 def _hardtanh(input: Any, min_val: Any, max_val: Any, where: str) -> Tensor:
     lo, hi = clip_bounds(min_val, max_val, where)
-    return _unary(input, where, lambda x: np.minimum(np.maximum(x, lo), hi),
-                  lambda g, x: np.where((x > lo) & (x < hi), g, 0))
+    return _unary(input, where, lambda x: ew.hardtanh(x, lo, hi),
+                  lambda g, x: ew.hardtanh_grad(g, x, lo, hi))
 
 
 @traced("relu6")
@@ -102,25 +105,20 @@ def relu6(input: Any, inplace: bool = False) -> Tensor:
 @traced("hardsigmoid")
 def hardsigmoid(input: Any, inplace: bool = False) -> Tensor:
     """``min(max(x + 3, 0), 6) / 6``, a piecewise linear sigmoid; gradient 1/6 on (-3, 3)."""
-    return _unary(input, "hardsigmoid", lambda x: np.minimum(np.maximum(x + 3, 0), 6) / 6,
-                  lambda g, x: np.where((x > -3) & (x < 3), g / 6, 0))
+    return _unary(input, "hardsigmoid", ew.hardsigmoid, ew.hardsigmoid_grad)
 
 
 @traced("hardswish")
 def hardswish(input: Any, inplace: bool = False) -> Tensor:
     """``x * min(max(x + 3, 0), 6) / 6`` (MobileNetV3's); gradient 0 at -3 and 1 at 3."""
-    return _unary(
-        input, "hardswish", lambda x: x * np.minimum(np.maximum(x + 3, 0), 6) / 6,
-        lambda g, x: np.where(x <= -3, 0, np.where(x >= 3, g, g * (x / 3 + 0.5))),
-    )
+    return _unary(input, "hardswish", ew.hardswish, ew.hardswish_grad)
 
 
 # --------------------------------------------------------------------------- smooth
 @traced("sigmoid")
 def sigmoid(input: Any) -> Tensor:
     """``1 / (1 + e^-x)``: any number to (0, 1). Gradient ``y * (1 - y)``."""
-    return _unary(input, "sigmoid", lambda x: 1 / (1 + np.exp(-x)),
-                  lambda g, y: g * (1 - y) * y, keep="y")
+    return _unary(input, "sigmoid", ew.sigmoid, ew.sigmoid_grad, keep="y")
 
 
 @traced("tanh")

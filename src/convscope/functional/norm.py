@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArgumentError, ShapeError, message
+from ..kernels import elementwise
 from ..tensor import Tensor, make
 from ..tracing import traced
 from ._common import as_tensor
@@ -26,7 +27,12 @@ def batch_norm(
     """Normalise each channel of (N, C, H, W) by its batch (training) or running statistics.
 
     In training the running statistics are updated in place with the unbiased batch variance,
-    as PyTorch does.
+    as PyTorch does. One graph node, the affine ``weight`` and ``bias`` inside: the forward
+    is one pass ``(x - mean) * (weight / sqrt(var + eps)) + bias`` (plus one pass for the
+    batch statistics in training), the backward one pass for the per-channel sums and one
+    for the input gradient (:mod:`convscope.kernels.elementwise`). Statistics and
+    gradient sums accumulate in float64, as PyTorch's CPU kernel; the node keeps the input
+    and the per-channel mean and ``1 / sqrt(var + eps)``, as PyTorch does.
     """
     where = "batch_norm"
     x = as_tensor(input, where)
@@ -67,44 +73,63 @@ def batch_norm(
                     f"{name} shape {got}, input shape {x.shape}",
                 )
             )
-    axes = (0, 2, 3)
     count = x.shape[0] * x.shape[2] * x.shape[3]
-    if training:
-        if count <= 1:
-            raise ShapeError(
-                message(
-                    where,
-                    "training needs more than one value per channel",
-                    "use a batch larger than 1 or call model.eval()",
-                    f"input shape {x.shape}",
-                )
+    if training and count <= 1:
+        raise ShapeError(
+            message(
+                where,
+                "training needs more than one value per channel",
+                "use a batch larger than 1 or call model.eval()",
+                f"input shape {x.shape}",
             )
-        mean = x.data.mean(axis=axes)
-        var = x.data.var(axis=axes)
+        )
+    w = None if weight is None else as_tensor(weight, where, "weight")
+    b = None if bias is None else as_tensor(bias, where, "bias")
+    dtype = np.result_type(x.dtype, *(t.dtype for t in (w, b) if t is not None))
+    xd = x.data if x.dtype == dtype else x.data.astype(dtype)
+    if training:
+        mean, var = elementwise.batch_norm_stats(xd)  # float64, biased variance
         if running_mean is not None and running_var is not None:
             running_mean *= 1 - momentum
             running_mean += momentum * mean
             running_var *= 1 - momentum
             running_var += momentum * var * count / (count - 1)
     else:
-        mean, var = running_mean, running_var
-    inv = (1.0 / np.sqrt(np.asarray(var, dtype=x.dtype) + eps)).astype(x.dtype)
-    xhat = (x.data - np.asarray(mean, dtype=x.dtype).reshape(1, c, 1, 1)) * inv.reshape(1, c, 1, 1)
-    norm_train = training
+        mean = np.asarray(running_mean, dtype=np.float64)
+        var = np.asarray(running_var, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        invstd = 1.0 / np.sqrt(var + eps)
+    wv = np.ones(c) if w is None else w.data.astype(np.float64)
+    mean_d = mean.astype(dtype)
+    scale = (wv * invstd).astype(dtype)
+    y = elementwise.batch_norm_normalize(
+        xd, mean_d, scale, np.zeros(c, dtype) if b is None else b.data.astype(dtype)
+    )
+    need_x = x.requires_grad
+    need_w = w is not None and w.requires_grad
+    need_b = b is not None and b.requires_grad
 
-    def backward(g: np.ndarray) -> tuple[np.ndarray]:
-        if not norm_train:
-            return (g * inv.reshape(1, c, 1, 1),)
-        gm = g.mean(axis=axes, keepdims=True)
-        gxm = (g * xhat).mean(axis=axes, keepdims=True)
-        return ((g - gm - xhat * gxm) * inv.reshape(1, c, 1, 1),)
+    def backward(g: np.ndarray) -> tuple:
+        g = np.asarray(g, dtype=dtype)
+        sg = sgd = None
+        if (training and need_x) or need_w or need_b:
+            sg, sgd = elementwise.batch_norm_grad_sums(g, xd, mean)  # float64
+        gx = None
+        if need_x and training:
+            k = (sgd * invstd * invstd / count).astype(dtype)
+            gx = elementwise.batch_norm_grad_input(g, xd, mean_d, k, (sg / count).astype(dtype),
+                                                   scale)
+        elif need_x:
+            gx = elementwise.scale_channels(g, scale)
+        grads: list = [gx]
+        if w is not None:
+            grads.append((sgd * invstd).astype(w.dtype) if need_w else None)
+        if b is not None:
+            grads.append(sg.astype(b.dtype) if need_b else None)
+        return tuple(grads)
 
-    y = make(xhat, (x,), backward, "batch_norm")
-    if weight is not None:
-        y = y * as_tensor(weight, where, "weight").reshape(1, c, 1, 1)
-    if bias is not None:
-        y = y + as_tensor(bias, where, "bias").reshape(1, c, 1, 1)
-    return y
+    parents = (x,) + tuple(t for t in (w, b) if t is not None)
+    return make(y, parents, backward, "batch_norm")
 
 
 @traced("dropout")
