@@ -36,13 +36,14 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ArgumentError, message
     from ..spec import format_volume
     from ..viz.layers import find_layer
-    from ..viz.pictures import feature_map_grid
+    from ..viz.pictures import feature_map_grid, need_maps
 
     if args.max_maps is not None and args.max_maps < 1:
         raise ArgumentError(message("--max-maps", "draw at least one map", "pass --max-maps 16",
                                     f"--max-maps {args.max_maps}"))
     got = prepare(args)
     ref = find_layer(got.model, args.layer, got.image.shape)
+    need_maps(ref)  # before anything is printed about it
     if ref.chain:
         print(f"layer {ref.index} ({ref.operation}): input "
               f"{format_volume(ref.input_shape)} -> output {format_volume(ref.output_shape)}")

@@ -24,7 +24,8 @@ def add_model_image(p: argparse.ArgumentParser, image: bool = True) -> None:
                        help=f"resize the image to N x N (default: the model's input size; for "
                             f"a spec without one, the image's own size, shrunk to at most "
                             f"{MAX_SIDE} pixels)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights of a spec")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the random weights of a zoo model or a spec")
 
 
 def prepare(args: argparse.Namespace, announce: bool = True) -> Any:

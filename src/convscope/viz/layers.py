@@ -314,7 +314,7 @@ def _valid(refs: Sequence[LayerRef]) -> str:
         return "none"
     words = [f"{r.index} ({r.kind})" if r.chain else f"{r.index} {r.name}" for r in refs]
     if len(words) > 12:
-        words = words[:8] + ["..."] + words[-2:] + [f"({len(refs)} in all)"]
+        return ", ".join(words[:8] + ["..."] + words[-2:]) + f" ({len(refs)} in all)"
     return ", ".join(words)
 
 
