@@ -114,6 +114,7 @@ __version__ = "0.1.0"
 _LAZY_MODULES = {"data", "viz", "io", "train", "safetensors", "kernels", "cli", "filters", "demo",
                  "interop", "graph", "models"}
 _LAZY_MODULES |= {"utils", "transforms", "metrics"}  # torch.utils.data, torchvision.transforms
+_LAZY_MODULES |= {"batch", "dask"}  # many images: streamed, and on Dask
 _LAZY_NAMES = {
     "save": ("io", "save"),
     "load": ("io", "load"),
@@ -144,6 +145,7 @@ __all__ += [
     "mean", "min", "minimum", "numel", "permute", "pow", "relu", "reshape", "sigmoid", "softmax",
     "sqrt", "squeeze", "std", "sum", "tanh", "transpose", "unsqueeze", "var", "where",
 ]
+__all__ += ["batch", "dask"]
 
 
 def __getattr__(name: str) -> Any:

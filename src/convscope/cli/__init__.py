@@ -23,6 +23,7 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 
 COMMANDS = ["explain", "apply", "demo", "train", "predict", "evaluate", "export", "import"]
 COMMANDS += ["show", "kernels", "animate", "why", "receptive", "saliency", "curves", "report"]
+COMMANDS += ["features"]
 COMMANDS += ["serve"]
 
 DESCRIPTION = """\
