@@ -67,9 +67,11 @@ def _flat_grid(values: np.ndarray) -> np.ndarray:
     """Flat values as the one tile of :func:`atlas_layout`, coloured (grey past the end)."""
     v = np.asarray(values, np.float64).ravel()
     lay = atlas_layout(v.shape)
-    cells = np.full(lay["rows"] * lay["cols"], np.nan)
+    cells = np.zeros(lay["rows"] * lay["cols"])
     cells[:v.size] = v
-    return diverging(cells.reshape(lay["rows"], lay["cols"]), vmax=symmetric_limit(v))
+    rgb = diverging(cells.reshape(lay["rows"], lay["cols"]), vmax=symmetric_limit(v))
+    rgb.reshape(-1, 3)[v.size:] = _GAP_COLOUR  # past the last value
+    return rgb
 
 
 def atlas(values: np.ndarray) -> bytes:

@@ -43,19 +43,19 @@ const walk = new Walk(null, (at) => { page.value = at; nodeView.choose(at, false
 const nodeView = new NodeView($("detail"), (node, at) => attempt(() => takeApart(node, at)));
 
 function findNode(index) {
-  return page.model.nodes.find((n) => n.index === index);
+  return page.model.nodes.find((n) => n.index === index) || page.model.nodes.find((n) => n.name === index);
 }
 
 async function select(index, value = null) {
   const node = findNode(index);
   if (!node) return;
-  page.selected = index;
+  page.selected = node.index;
   page.value = null;
-  overview.select(index);
+  overview.select(node.index);
   walk.reset();
   nodeView.render(node, page.model);
   walk.root = nodeView.walk;
-  history.replaceState(null, "", `#node=${encodeURIComponent(index)}`);
+  history.replaceState(null, "", `#node=${encodeURIComponent(node.index)}`);
   if (value) nodeView.choose(value);
 }
 

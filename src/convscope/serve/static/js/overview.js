@@ -65,7 +65,7 @@ export class Overview {
     },
     h("div", { class: "head" },
       h("span", { class: "idx", text: node.index }),
-      h("span", { class: "name", text: node.name }),
+      node.name !== node.index ? h("span", { class: "name", text: node.name }) : null,
       h("span", { class: "op", text: node.layer }),
       h("span", { class: "vol", text: node.output_volume })),
     h("div", { class: "sentence", text: node.operation }),

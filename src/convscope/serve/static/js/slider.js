@@ -59,7 +59,9 @@ export class Slider {
     this.play.addEventListener("click", () => this.toggle());
     this.canvas.addEventListener("click", (e) => this.clickOutput(e));
     const controls = [this.play, this.range, this.where];
-    if (!geo.source_is_image || geo.input[0] !== 3) controls.push(this.channelPicker(inChannel));
+    const picture = geo.source_is_image && (geo.input[0] === 3 || geo.input[0] === 1);
+    if (!picture && geo.op === "conv2d" && geo.per_group > 1) controls.push(this.channelPicker(inChannel));
+    else if (!picture) controls.push(h("span", { class: "muted", text: `showing input channel ${inChannel}` }));
     this.element = h("div", { class: "slide-box" },
       h("p", { class: "slide-title", text: this.title() }),
       this.canvas, h("div", { class: "slide-controls" }, controls));

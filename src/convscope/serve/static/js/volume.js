@@ -101,7 +101,8 @@ export function volumes(why) {
   items.push(...box(outGeo.x, outGeo.y, outGeo.w, outGeo.h, outGeo.d, "vol"), ...box(cellBox.x, cellBox.y, cellBox.w, cellBox.h, cellBox.d, "cell"));
   items.push(text(outGeo.x, base + 18, `output ${volumeLabel(outShape)}`));
   items.push(text(outGeo.x, base + 34, `channel ${c}, row ${r}, column ${q}`, "label cell-text"));
-  const width = outGeo.x + outGeo.w + outGeo.d * DX + 20;
+  const words = `channel ${c}, row ${r}, column ${q}`.length * 7;
+  const width = Math.max(outGeo.x + outGeo.w + outGeo.d * DX, outGeo.x + words) + 20;
   const picture = svg("svg", { viewBox: `0 -10 ${Math.max(width, 420)} ${base + 50}`, class: "volumes", role: "img", "aria-label": "the input volume, the patch, the kernel and the output value" }, items);
   picture.style.maxWidth = `${Math.max(width, 420) * 1.25}px`;
   return h("div", { class: "volumes-box" }, picture);

@@ -109,9 +109,9 @@ function total(why) {
   const rows = totalRows(why).map(([a, b, c]) => h("tr", {}, h("th", { text: a }), h("td", { text: b }), h("td", { class: "muted", text: c })));
   rows.push(h("tr", { class: "value-row" }, h("th", { text: "= value, recomputed" }), h("td", { class: "recomputed", text: full(why.value) }), h("td", { class: "muted", text: "in float64, from the node's inputs" })));
   rows.push(h("tr", { class: "forward-row" }, h("th", { text: "the forward pass gave" }), h("td", { class: "forward", text: full(why.forward) }), h("td", { class: "muted", text: "float32, what the model computed" })));
-  const verdict = agree
+  const verdict = agree && why.difference > 0
     ? `✓ equal to the forward pass (difference ${Number(why.difference).toExponential(1)}: float32 rounding)`
-    : `✓ equal to the forward pass`;
+    : "✓ equal to the forward pass, exactly";
   return h("div", { class: "walk-total", id: "walk-total" }, h("table", {}, h("tbody", {}, rows)), h("p", { class: "verdict", text: verdict }));
 }
 
@@ -124,7 +124,7 @@ function poolBody(why) {
     mark = [why.rows.indexOf(wr), why.cols.indexOf(wc)];
   }
   const rule = why.kind === "max pool"
-    ? "the largest value of the window (bracketed)"
+    ? "the largest value of the window (outlined)"
     : `the mean of the window: the sum of its values / ${why.divisor ?? "its cells"}`;
   return [h("p", { class: "lead", text: `Output ${place(why)} is ${rule}, in input channel ${why.channels[0]}:` }),
     h("div", { class: "channel-row" }, grid(window, `window at rows ${why.rows[0]}..${why.rows[why.rows.length - 1]}, columns ${why.cols[0]}..${why.cols[why.cols.length - 1]}`, { pad, mark }))];
@@ -182,7 +182,7 @@ export class Walk {
 
   async render(node, why) {
     const conv = why.kind === "conv" || why.kind === "transposed conv";
-    const windowed = ["conv", "max pool", "average pool", "adaptive average pool", "transposed conv"].includes(why.kind);
+    const windowed = ["conv", "max pool", "average pool", "adaptive average pool"].includes(why.kind);
     const header = h("div", { class: "walk-head" },
       h("h3", {}, `Why is ${place(why)} of ${why.where} `, h("b", { class: "the-value", text: full(why.value) }), "?"),
       h("p", { class: "muted", text: `${why.operation}; input ${why.input_shape.length === 3 ? `${why.input_shape[1]}x${why.input_shape[2]}x${why.input_shape[0]}` : `${why.input_shape[0]} values`}${why.origin}` }));
