@@ -126,10 +126,10 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
         (["predict", "{bare}", "{img}"], r"not a convscope model"),
         (["predict", "{good}", "{text}"], r"text\.png': the file is not a readable PNG"),
         (["predict", "{good}", "{cut}"], r"cut\.png'"),
-        (["predict", "{good}", "{empty}"], r"empty': the path is a directory"),
+        (["predict", "{good}", "{empty}"], r"the folder '.*empty' holds no image files"),
         (["predict", "{good}", "{missing}"], r"missing\.png': the file does not exist"),
         (["predict", "{good}", "{img}", "--top", "x"], r"argument --top: invalid int value"),
-        (["predict", "{good}"], r"the following arguments are required: IMAGE"),
+        (["predict", "{good}"], r"the following arguments are required: PATHS"),
     ],
     "export": [
         (["export", "{missing_model}", "{T}/x.onnx"], r"no such file: .*missing\.safetensors"),
@@ -218,6 +218,46 @@ CASES["serve"] = [  # each mistake is found before the server starts
     (["serve", "{good}", "--port", "70000", "--no-open"], r"--port: 70000 is not a port number"),
     (["serve", "{good}", "--port", "x"], r"argument --port: invalid int value"),
     (["serve"], r"the following arguments are required: MODEL"),
+]
+
+
+_OUT = ["--out", "{T}/o.csv"]
+CASES["predict"] += [  # jobs over folders: each mistake is found before any image is read
+    (["predict", "{good}", "{T}/nope/"], r"no such file or folder: .*nope"),
+    (["predict", "{good}", "{T}/zz*.png", *_OUT], r"the pattern '.*zz\*\.png' matches no image"),
+    (["predict", "{good}", "{loose}", "--input", "32x32x3", *_OUT],
+     r"the model does not run on a 32x32x3 input volume"),
+    (["predict", "{good}", "{loose}", "--top", "5"], r"top must be from 1 to .* classes, 2"),
+    (["predict", "{good}", "{loose}", "--out", "{T}/o.txt"], r"must end \.csv or \.parquet"),
+    (["predict", "{good}", "{loose}", "--out", "{afile}/o.csv"], r"afile, does not exist"),
+    (["predict", "{good}", "{loose}", "--out", "{empty}"], r"empty is a folder"),
+    (["predict", "{good}", "{loose}", "--resume"], r"--resume needs --out"),
+    (["predict", "{good}", "{loose}", "--workers", "2"], r"--workers needs --out"),
+    (["predict", "{good}", "{loose}", "--workers", "0", *_OUT], r"--workers must be a positive"),
+    (["predict", "{good}", "{loose}", "--workers", "2", "--scheduler", "tcp://h:1"],
+     r"argument --scheduler: not allowed with argument --workers"),
+    (["predict", "{good}", "{loose}", "--batch-size", "0", *_OUT],
+     r"--batch-size must be a positive int"),
+]
+_FEAT = ["--out", "{T}/f.csv"]
+CASES["features"] = [
+    (["features", "{good}", "{loose}", *_FEAT], r"the following arguments are required: --layer"),
+    (["features", "{good}", "{loose}", "--layer", "0"], r"arguments are required: --out"),
+    (["features", "{good}", "{loose}", "--layer", "9", *_FEAT],
+     r"there is no node 9: the model has 4 \(0 to 3\)"),
+    (["features", "{good}", "{loose}", "--layer", "nope", *_FEAT], r"the model has no layer"),
+    (["features", "{missing_model}", "{loose}", "--layer", "0", *_FEAT], r"no such file: "),
+    (["features", "frobnet", "{loose}", "--layer", "0", *_FEAT], r"no such file: frobnet"),
+    (["features", "resnet18", "{loose}", "--layer", "layer1", *_FEAT],
+     r"layer1\.1\.relu#2 \(ReLU\) gives 200704 values per image, more than 65536"),
+    (["features", "{good}", "{empty}", "--layer", "0", *_FEAT], r"holds no image files"),
+    (["features", "{good}", "{T}/nope", "--layer", "0", *_FEAT], r"no such file or folder"),
+    (["features", "{good}", "{loose}", "--layer", "0", "--input", "8x8x3", *_FEAT],
+     r"does not run on a 8x8x3 input volume.*Linear"),
+    (["features", "{good}", "{loose}", "--layer", "0", "--out", "{T}/f.json"],
+     r"must end \.csv or \.parquet"),
+    (["features", "{good}", "{loose}", "--layer", "0", "--chunk-size", "0", *_FEAT],
+     r"--chunk-size must be a positive int"),
 ]
 
 

@@ -40,12 +40,12 @@ _PART = re.compile(r"^part-(\d{6,})\.e(\d+)\.(csv|parquet)$")
 def check_out(out: str, where: str) -> str:
     """The output's format ("csv" or "parquet"), checked before any work starts."""
     ext = os.path.splitext(out)[1].lower()
+    if os.path.isdir(out):
+        raise ArgumentError(message(where, f"{out} is a folder", "give a file name such as "
+                                    f"{os.path.join(out, 'preds.csv')}", f"--out {out}"))
     if ext not in (".csv", ".parquet"):
         raise ArgumentError(message(where, "the output must end .csv or .parquet",
                                     "pass e.g. --out preds.csv", f"--out {out}"))
-    if os.path.isdir(out):
-        raise ArgumentError(message(where, f"{out} is a folder", "give a file name such as "
-                                    f"{os.path.join(out, 'preds' + ext)}", f"--out {out}"))
     folder = os.path.dirname(out) or "."
     if not os.path.isdir(folder):
         raise ArgumentError(message(where, f"the folder to write into, {folder}, does not "
