@@ -122,6 +122,8 @@ def _receptive(graph: Graph) -> dict[str, tuple[Fraction, Fraction, Fraction, Fr
             continue
         r = tuple(max(v[k] for v in ins) for k in range(4))  # type: ignore[index]
         window = getattr(node.module, "window", None)
+        if window is None and node.op in ("conv2d", "conv2d_relu", "max_pool2d", "avg_pool2d"):
+            window = _function_window(graph, node)
         in_shape = graph.shape_of(node.inputs[0])
         if window is not None:
             (kh, sh, dh), (kw, sw, dw) = window()
@@ -140,6 +142,27 @@ def _receptive(graph: Graph) -> dict[str, tuple[Fraction, Fraction, Fraction, Fr
             rf[node.name] = (r[0] + (math.ceil(1 / fh) - 1 + grow[0] * 0) * r[2],
                              r[1] + (math.ceil(1 / fw) - 1) * r[3], r[2] / fh, r[3] / fw)
     return rf
+
+
+def _function_window(graph: Graph, node: Any) -> Any:
+    """The window of a conv or pool called as a function (``F.conv2d`` in a forward)."""
+    a = node.attrs
+
+    def two(v: Any, default: int = 1) -> tuple[int, int]:
+        v = default if v is None else v
+        return (int(v), int(v)) if isinstance(v, (int, float)) else (int(v[0]), int(v[1]))
+
+    try:
+        if node.op.startswith("conv"):
+            k = graph.shape_of(node.inputs[1])[2:]
+        else:
+            k = two(a.get("kernel_size"))
+        s = two(a.get("stride"), 1) if a.get("stride") is not None else (
+            (1, 1) if node.op.startswith("conv") else k)
+        d = two(a.get("dilation"), 1)
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
+    return lambda: ((k[0], s[0], d[0]), (k[1], s[1], d[1]))
 
 
 def _rf_text(r: tuple[Fraction, ...] | None) -> tuple[tuple[int, int] | None, str]:

@@ -197,7 +197,7 @@ class Graph:
         import difflib
 
         close = close or difflib.get_close_matches(key, paths + list(self.containers), 5)
-        hint = f"did you mean {', '.join(close)}?" if close else \
+        hint = f"did you mean {', '.join(close)}" if close else \
             f"the model's layers are {', '.join(paths[:12])}" + (" ..." if len(paths) > 12 else "")
         raise ArgumentError(message(where, f"the model has no layer {key!r}",
                                     "use a node number or a module path from "

@@ -86,15 +86,17 @@ def call_recorded(node: Node, args: Sequence[Any]) -> Any:
     bound = {k: _decode(v, args) for k, v in attrs.items()}
     pos: list[Any] = []
     kw: dict[str, Any] = {}
+    skipped = False  # after an argument left out, the rest go by name (never shifted)
     for p in _parameters(fn):
         if p.name not in bound:
+            skipped = skipped or p.kind is not p.VAR_POSITIONAL
             continue
         v = bound[p.name]
         if p.kind is p.VAR_POSITIONAL:
             pos.extend(v)
         elif p.kind is p.VAR_KEYWORD:
             kw.update(v)
-        elif p.kind is p.KEYWORD_ONLY:
+        elif p.kind is p.KEYWORD_ONLY or skipped:
             kw[p.name] = v
         else:
             pos.append(v)
