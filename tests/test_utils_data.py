@@ -192,7 +192,7 @@ def test_dataloader_batches_cover_the_data(n, batch_size, shuffle, drop_last, se
     for images, labels in batches:  # images and labels stay paired
         assert isinstance(images, cs.Tensor) and images.shape == (len(labels), 1, 2, 2)
         assert labels.dtype == np.int64
-        np.testing.assert_array_equal(images.numpy()[:, 0, 0, 0], labels.astype(np.float32))
+        np.testing.assert_array_equal(images.numpy()[:, 0, 0, 0], labels.numpy().astype(np.float32))
     if shuffle:
         assert len(set(seen)) == len(seen) and set(seen) <= set(range(n))
         again = [int(v) for _, lab in DataLoader(ds, batch_size=batch_size, shuffle=True,
@@ -274,7 +274,7 @@ def test_default_collate_follows_pytorchs_type_rules():
     out = default_collate(batch)
     assert isinstance(out["img"], cs.Tensor) and out["img"].shape == (2, 2, 2)
     assert out["img"].dtype == np.float32
-    assert isinstance(out["n"], np.ndarray) and out["n"].dtype == np.int64
+    assert isinstance(out["n"], cs.Tensor) and out["n"].dtype == np.int64
     assert out["n"].tolist() == [1, 2]
     assert isinstance(out["f"], cs.Tensor) and out["f"].dtype == np.float64  # as PyTorch
     assert out["name"] == ["a", "b"]

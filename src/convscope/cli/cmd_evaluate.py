@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     truth, predicted = [], []
     for images, labels in DataLoader(ds, batch_size=args.batch_size):
         predicted.append(predict_proba(model, images.numpy()).argmax(axis=1))
-        truth.append(to_model[labels])
+        truth.append(to_model[np.asarray(labels)])
     y_true, y_pred = np.concatenate(truth), np.concatenate(predicted)
     cm = confusion_matrix(y_true, y_pred, num_classes=len(names))
     shown = [i for i in range(len(names)) if cm[i].sum() or cm[:, i].sum()]

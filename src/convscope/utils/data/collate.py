@@ -5,9 +5,9 @@ PyTorch's rules, with convscope's types:
 - convscope Tensors and float NumPy arrays are stacked into one :class:`convscope.Tensor`
   (float32 stays float32, float64 stays float64);
 - Python floats become a float64 Tensor, NumPy float scalars a Tensor of their dtype;
-- integers (Python ints, NumPy integer scalars and arrays) and booleans become a **NumPy
-  array** (int64 for Python ints, the NumPy dtype otherwise): convscope's Tensor holds float
-  values only, and every convscope function that takes labels takes an int array;
+- integers (Python ints, NumPy integer scalars and arrays) and booleans become an integer or
+  bool Tensor (int64 for Python ints, the NumPy dtype otherwise), so ``labels.size(0)`` and
+  ``(predicted == labels).sum()`` work as in PyTorch;
 - strings stay as they are (the list, or tuple, of them); dicts, tuples and lists are
   collated field by field (a tuple sample gives a list, as in PyTorch; a namedtuple keeps
   its type).
@@ -15,7 +15,7 @@ PyTorch's rules, with convscope's types:
 >>> import numpy as np
 >>> images, labels = default_collate([(np.zeros((1, 2, 2)), 3), (np.ones((1, 2, 2)), 5)])
 >>> type(images).__name__, images.shape, labels
-('Tensor', (2, 1, 2, 2), array([3, 5]))
+('Tensor', (2, 1, 2, 2), tensor([3, 5], dtype=int64))
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ _WHERE = "default_collate"
 _KINDS = "convscope Tensors, NumPy arrays, numbers, strings, dicts, tuples or lists"
 
 
-def _integers(values: np.ndarray) -> np.ndarray:
-    """Integer or boolean batch data: a NumPy array (convscope's Tensor holds floats only)."""
-    return values
+def _integers(values: np.ndarray) -> Tensor:
+    """Integer or boolean batch data: a Tensor of that type (labels), as PyTorch."""
+    return Tensor._wrap(values)
 
 
 def _is_pil(value: Any) -> bool:
@@ -96,7 +96,7 @@ def _numeric_array(arr: np.ndarray, elem: Any) -> np.ndarray:
 
 
 def _to_batch(arr: np.ndarray) -> Any:
-    """A stacked NumPy array -> a Tensor for float data, a NumPy array for the rest."""
+    """A stacked NumPy array -> a float Tensor, or an integer or bool one."""
     if arr.dtype.kind == "f":
         return Tensor(arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float32))
     return _integers(arr)
