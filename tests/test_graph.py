@@ -320,3 +320,21 @@ def test_hooks_do_not_see_a_trace_but_see_every_real_call():
     assert calls == []
     model(np.zeros((2, 3, 8, 8), np.float32))
     assert calls == [(2, 4, 8, 8), (2, 4, 8, 8)]  # the block's ReLU, called twice
+
+
+def test_replay_keeps_arguments_in_their_places_when_some_are_left_out():
+    class Skips(nn.Module):
+        def forward(self, x):
+            y = F.max_pool2d(x, 3, padding=1)                       # stride left out
+            y = cs.nn.functional.interpolate(y, size=(9, 9), mode="bilinear")
+            return cs.nn.functional.interpolate(y, scale_factor=2)  # size left out
+
+    model = Skips()
+    x = np.random.default_rng(5).random((2, 3, 9, 9), dtype=np.float32)
+    replay = GraphModule(from_json(to_json(trace(model, (3, 9, 9)))))
+    np.testing.assert_array_equal(replay(x).data, model(x).data)
+    assert explain_rf(model) == ["3x3", "3x3", "3x3"]
+
+
+def explain_rf(model):
+    return [r["rf_text"] for r in cs.explain(model, (3, 9, 9)).rows]
