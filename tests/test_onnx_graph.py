@@ -332,3 +332,138 @@ def test_export_refuses_what_onnx_cannot_say(tmp_path):
     with pytest.raises(ArgumentError, match=r"scale_factor \(4\.2, 4\.2\) gives 63x63 here but "
                        r"62x62 in ONNX's float32 arithmetic"):
         export_onnx(nn.Upsample(scale_factor=4.2), tmp_path / "u.onnx", input_shape=(1, 15, 15))
+
+
+# --------------------------------------------------------------------------- refusals: import
+helper, TP = onnx.helper, onnx.TensorProto
+
+
+def graph_file(tmp_path, nodes, inits=(), shape=(1, 2, 4, 4), out_shape=(), opset=17,
+               name="g.onnx"):
+    """A hand-made ONNX file: input x of ``shape`` (batch N), output y."""
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, ["N", *shape[1:]])],
+        [helper.make_tensor_value_info("y", TP.FLOAT, out_shape)],
+        [onnx.numpy_helper.from_array(np.asarray(v), k) for k, v in inits])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    path = tmp_path / name
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def node(op, ins, outs, name=None, **attrs):
+    return helper.make_node(op, ins, outs, name=name or outs[0], **attrs)
+
+
+def refused(path, pattern):
+    from convscope.errors import FileFormatError
+
+    with pytest.raises(FileFormatError, match=pattern):
+        load_onnx(path)
+
+
+def test_a_cycle_is_refused_with_its_nodes(tmp_path):
+    refused(graph_file(tmp_path, [node("Add", ["x", "d"], ["a"], "A"),
+                                  node("Relu", ["a"], ["d"], "B"),
+                                  node("Sigmoid", ["d"], ["y"], "C")]),
+            r"ONNX file '.*g\.onnx': the graph has a cycle: 'A' \(Add\) -> 'B' \(Relu\) -> "
+            r"'A' \(Add\)\. Fix: a model's graph must be acyclic")
+    refused(graph_file(tmp_path, [node("Relu", ["x"], ["a"]), node("Add", ["a", "y"], ["y"],
+                                                                  "loop")]),
+            r"the graph has a cycle: 'loop' \(Add\) -> 'loop' \(Add\)")
+
+
+def test_a_dangling_edge_and_a_name_written_twice_are_refused(tmp_path):
+    refused(graph_file(tmp_path, [node("Relu", ["x"], ["a"]), node("Add", ["a", "ghost"], ["y"],
+                                                                  "join")]),
+            r"node 1 \('join', Add\): it reads 'ghost', which no node makes and no initializer "
+            r"or graph input holds \(a dangling edge\)")
+    refused(graph_file(tmp_path, [node("Relu", ["x"], ["y"], "one"),
+                                  node("Sigmoid", ["x"], ["y"], "two")]),
+            r"node 1 \('two', Sigmoid\): it writes 'y', which node 0 \('one', Relu\) writes too")
+    refused(graph_file(tmp_path, [node("Relu", ["x"], ["x"], "again")]),
+            r"it writes 'x', which an initializer or graph input writes too")
+
+
+def test_nodes_out_of_order_are_sorted_and_load(tmp_path):
+    path = graph_file(tmp_path, [node("Add", ["a", "b"], ["y"]), node("Relu", ["x"], ["a"]),
+                                 node("Sigmoid", ["x"], ["b"])])
+    model = load_onnx(path)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 2, 4, 4)).astype(np.float32)
+    close(model(x).numpy(), np.maximum(x, 0) + 1 / (1 + np.exp(-x.astype(np.float64))), "sorted")
+
+
+def test_unsupported_operators_and_wrong_arities_are_refused_by_name(tmp_path):
+    refused(graph_file(tmp_path, [node("Relu", ["x"], ["a"]), node("Add", ["a", "x"], ["b"]),
+                                  node("LRN", ["b"], ["y"], "norm", size=3)]),
+            r"node 2 \('norm', LRN\): operator LRN is not supported\. Fix: convscope imports "
+            r"graphs of Abs, Add, .*Concat, .*Conv, ConvTranspose, .*Resize.*Received: "
+            r"op_type 'LRN', node name 'norm', index 2")
+    refused(graph_file(tmp_path, [node("Add", ["x", "x", "x"], ["y"], "three")]),
+            r"the file is not a valid ONNX model.*Received: .*three")
+    refused(graph_file(tmp_path, [node("Erf", ["x"], ["y"], "erf")]),
+            r"\('erf', Erf\): Erf is supported only inside GELU's formula")
+    refused(graph_file(tmp_path, [node("Expand", ["x", "s"], ["y"], "grow")],
+                       [("s", np.array([1, 2, 4, 4]))]),
+            r"\('grow', Expand\): operator Expand is not supported")
+
+
+def test_graph_shapes_that_do_not_fit_are_refused_with_the_volumes(tmp_path):
+    w = np.ones((3, 2, 1, 1), np.float32)
+    refused(graph_file(tmp_path, [node("Conv", ["x", "w"], ["c"]),
+                                  node("Add", ["c", "x"], ["y"], "skip")], [("w", w)]),
+            r"\('skip', Add\): its operands' volumes do not fit together: \(1, 3, 4, 4\) and "
+            r"\(1, 2, 4, 4\)\. Fix: make the branches that meet here the same size")
+    refused(graph_file(tmp_path, [node("Relu", ["x"], ["a"]),
+                                  node("Concat", ["a", "x"], ["y"], "cat", axis=0)]),
+            r"\('cat', Concat\): it joins along axis 0, not a feature axis")
+    refused(graph_file(tmp_path, [node("MaxPool", ["x"], ["a"], kernel_shape=[2, 2],
+                                       strides=[2, 2]),
+                                  node("Concat", ["a", "x"], ["y"], "cat", axis=1)]),
+            r"the volumes it joins differ outside axis 1: \(2, 2, 2\), \(2, 4, 4\)")
+
+
+def test_gemm_with_non_finite_alpha_or_beta_is_refused(tmp_path):
+    """The one miss of the hostile-file record: ONNX Runtime scales the product, so
+    alpha=inf gives +-inf there and NaN (inf * 0 in the weights) if folded; refused."""
+    w, b = np.ones((3, 32), np.float32), np.ones(3, np.float32)
+    nodes = [node("Flatten", ["x"], ["f"]), node("Gemm", ["f", "w", "b"], ["y"], "fc",
+                                                 transB=1, alpha=float("inf"))]
+    refused(graph_file(tmp_path, nodes, [("w", w), ("b", b)]),
+            r"\('fc', Gemm\): alpha and beta must be finite numbers.*Received: alpha=inf")
+    nodes[1] = node("Gemm", ["f", "w", "b"], ["y"], "fc", transB=1, beta=float("nan"))
+    refused(graph_file(tmp_path, nodes, [("w", w), ("b", b)]), r"Received: alpha=1\.0, beta=nan")
+    nodes[1] = node("Gemm", ["f", "w", "b"], ["y"], "fc", transB=1, alpha=1e38)
+    refused(graph_file(tmp_path, nodes, [("w", w * 10), ("b", b)]),
+            r"alpha times its weight leaves float32's range")
+
+
+def test_activation_and_resize_forms_without_a_layer_are_refused(tmp_path):
+    refused(graph_file(tmp_path, [node("HardSigmoid", ["x"], ["y"], "hs", alpha=0.2)]),
+            r"only HardSigmoid with alpha 1/6 and beta 1/2.*Received: alpha=0\.2")
+    refused(graph_file(tmp_path, [node("Softmax", ["x"], ["y"], "sm", axis=1)], opset=11),
+            r"before opset 13 Softmax works on all axes from `axis` on")
+    scales = ("s", np.array([1, 1, 2, 2], np.float32))
+    refused(graph_file(tmp_path, [node("Resize", ["x", "", "s"], ["y"], "rs", mode="cubic")],
+                       [scales]),
+            r"\('rs', Resize\): this Resize mode has no interpolate mode here.*mode='cubic'")
+    refused(graph_file(tmp_path, [node("Resize", ["x", "", "s"], ["y"], "rs",
+                                       mode="nearest")], [scales]),
+            r"coordinate_transformation_mode='half_pixel', nearest_mode='round_prefer_floor'")
+    batch = ("s", np.array([2, 1, 2, 2], np.float32))
+    refused(graph_file(tmp_path, [node("Resize", ["x", "", "s"], ["y"], "rs", mode="linear")],
+                       [batch]), r"it resizes the batch or channel axis")
+
+
+def test_pytorch_style_names_become_module_paths_and_bad_ones_do_not(tmp_path):
+    w = np.ones((2, 2, 1, 1), np.float32)
+    nodes = [node("Conv", ["x", "w"], ["a"], "/block/conv/Conv"),
+             node("Relu", ["a"], ["b"], "/block/Relu"),
+             node("Conv", ["b", "w"], ["c"], "/forward/Conv"),
+             node("Conv", ["c", "w"], ["d"], "/a/../Conv"),
+             node("Add", ["d", "x"], ["y"], "/block/Add")]
+    model = load_onnx(graph_file(tmp_path, nodes, [("w", w)]))
+    names = [n.name for n in model.graph.nodes]
+    assert names == ["block.conv", "block.relu", "conv", "conv_1", "block.add"]
+    assert model.forward.__func__ is GraphModule.forward  # "forward" was not a path

@@ -112,7 +112,9 @@ def _cycle_text(nodes: list[Any], made: dict[str, int], left: set[int]) -> str:
         seen[k] = len(path)
         path.append(k)
         k = next(made[n] for n in nodes[k].input if n and made.get(n, -1) in left)
-    cycle = path[seen[k]:][::-1]
+    cycle = path[seen[k]:][::-1]  # in the direction the data flows
+    first = cycle.index(min(cycle))
+    cycle = cycle[first:] + cycle[:first]  # from the node listed first in the file
     names = [f"{nodes[i].name or 'unnamed'!r} ({nodes[i].op_type})" for i in cycle[:6]]
     more = f" ... ({len(cycle)} nodes)" if len(cycle) > 6 else ""
     return " -> ".join(names + [names[0]]) + more

@@ -176,7 +176,8 @@ class GraphChain(LayerOps):
             layer.weight.data, layer.bias.data = scale, shift  # type: ignore[union-attr]
             layer.register_buffer("running_mean", mean)
             layer.register_buffer("running_var", var)
-            return layer
+            layer.register_buffer("num_batches_tracked", layer.num_batches_tracked)  # last,
+            return layer  # as in PyTorch's state_dict
 
         self.add(k, node, make)
 

@@ -98,12 +98,14 @@ class PathNamer:
             choices.append(scope)
         if weight and "." in weight:
             choices.append(weight.rsplit(".", 1)[0])
-        choices.append(f"{scope}.{op}" if scope else op)
+        if scope:
+            choices.append(f"{scope}.{op}")
+        choices.append(op if _safe(op) else "layer")
         for path in choices:
             if self._free(path):
                 self.weights[path] = weights
                 return self._claim(path, layer), path, layer
-        base = next((p for p in reversed(choices) if _safe(p)), op if _safe(op) else "layer")
+        base = next(p for p in choices if _safe(p))  # the most telling name, numbered
         for n in range(1, len(self.names) + 2):
             for candidate in (f"{base}_{n}", f"{base.replace('.', '_')}_{n}", f"layer_{n}"):
                 if self._free(candidate):
