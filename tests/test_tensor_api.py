@@ -73,6 +73,13 @@ def test_dtypes_are_numpy_dtypes_with_pytorchs_names():
     assert cs.Tensor([1, 2]).dtype == cs.float32  # the legacy constructor: floats, as torch
 
 
+def test_numpy_spellings_of_reductions_still_work():
+    x = cs.tensor([[1.0, 2.0], [3.0, 5.0]])
+    assert x.sum(axis=0).tolist() == x.sum(dim=0).tolist() == [4.0, 7.0]
+    assert x.mean(axis=1, keepdims=True).shape == x.mean(1, keepdim=True).shape == (2, 1)
+    assert x.argmax(axis=1).tolist() == [1, 1] and x.transpose(0, 1).tolist() == x.T.tolist()
+
+
 def test_casts_keep_the_graph_between_float_types_only():
     x = cs.tensor([1.5, -2.5], requires_grad=True)
     (x.double() * 2).sum().backward()
