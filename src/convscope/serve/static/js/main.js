@@ -149,9 +149,13 @@ function fromAddress() {
   const node = params.get("node");
   if (node !== null) page.selected = node;
   const at = params.get("at");
-  if (at) page.value = at.split(",").map(Number);
+  page.value = at ? at.split(",").map(Number) : null;
 }
 
 dragAndDrop();
 fromAddress();
+window.addEventListener("hashchange", () => {
+  fromAddress();
+  if (page.model && page.selected !== null) attempt(() => select(page.selected, page.value));
+});
 attempt(() => load(true)).then(() => document.body.classList.add("ready"));

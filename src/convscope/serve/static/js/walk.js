@@ -50,17 +50,19 @@ function sumBars(sums, channels, shown) {
     svg("svg", { width: sums.length * w, height: hh, class: "sum-bars" }, bars));
 }
 
-function channelRow(why, k) {
+// One input channel's row; the colour scales are shared by all channels (`limits`), so a
+// channel that matters more looks stronger.
+function channelRow(why, k, limits) {
   const pad = why.padding;
   const ch = why.channels[k];
   const transposed = why.kind === "transposed conv";
   return h("div", { class: "channel-row", dataset: { channel: ch } },
     h("div", { class: "channel-name", text: `input channel ${ch}` }),
-    grid(why.patch[k], transposed ? "input values landing" : "patch (input values)", { pad }),
+    grid(why.patch[k], transposed ? "input values landing" : "patch (input values)", { pad, limit: limits[0] }),
     h("span", { class: "times", text: "×" }),
-    grid(why.kernel[k], `kernel ${why.at[0]}, slice ${ch}`),
+    grid(why.kernel[k], `kernel ${why.at[0]}, slice ${ch}`, { limit: limits[1] }),
     h("span", { class: "times", text: "=" }),
-    grid(why.products[k], "products", { pad }),
+    grid(why.products[k], "products", { pad, limit: limits[2] }),
     h("div", { class: "channel-sum" }, h("span", { text: "sum" }), h("b", { text: signed(why.channel_sums[k]) })));
 }
 
@@ -69,7 +71,8 @@ function convBody(why) {
   const order = sums.map((s, k) => k).sort((a, b) => Math.abs(sums[b]) - Math.abs(sums[a]));
   const first = order.slice(0, FIRST_CHANNELS);
   const shown = new Set(first);
-  const list = h("div", { class: "channels" }, first.map((k) => channelRow(why, k)));
+  const limits = [limitOf(why.patch), limitOf(why.kernel), limitOf(why.products)];
+  const list = h("div", { class: "channels" }, first.map((k) => channelRow(why, k, limits)));
   const parts = [];
   const d = why.channels.length;
   if (d > 1) parts.push(sumBars(sums, why.channels, shown));
@@ -82,7 +85,7 @@ function convBody(why) {
     const more = h("button", { type: "button", class: "more", text: `show the channels in order (${MORE} at a time)` });
     more.addEventListener("click", () => {
       if (next === 0) clear(list);
-      for (let k = next; k < Math.min(d, next + MORE); k += 1) list.append(channelRow(why, k));
+      for (let k = next; k < Math.min(d, next + MORE); k += 1) list.append(channelRow(why, k, limits));
       next += MORE;
       if (next >= d) more.remove();
       else more.textContent = `show ${Math.min(MORE, d - next)} more (${next} of ${d} shown)`;
