@@ -64,8 +64,8 @@ from .random import seed as seed
 from .spec import parse as parse
 from .tensor import Tensor as Tensor
 from .tensor import enable_grad as enable_grad
-from .tensor import is_grad_enabled as is_grad_enabled
 from .tensor import inference_mode as inference_mode
+from .tensor import is_grad_enabled as is_grad_enabled
 from .tensor import no_grad as no_grad
 from .tensor import set_grad_enabled as set_grad_enabled
 from .tensor import tensor as tensor
