@@ -18,11 +18,11 @@ examples:
   convscope serve resnet18 photo.jpg --port 8765   a zoo model (random weights) and your image
   convscope serve "64x64x3 | conv(8, 5, padding=2) | relu | maxpool(2)"
 
-The page: the model's graph in order with thumbnails of every node's feature maps; click a
-node for its maps, kernels and shapes; click a value for the dot product taken apart, with
-a slider that moves the kernel over the input; drop an image on the page to see it all
-again. Ctrl-C stops the server. It answers only to the address it prints (127.0.0.1 by
-default); the HTTP interface is in the README."""
+The page: the model's graph in order with thumbnails of every node's feature maps; click \
+a node for its maps, kernels and shapes; click a value for the dot product taken apart, \
+with a slider that moves the kernel over the input; drop an image on the page to see it \
+all again. Ctrl-C stops the server. It answers only to the address it prints (127.0.0.1 \
+by default); the HTTP interface is in the README."""
 
 _HOST = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*|[A-Za-z0-9.-]+)$")
 
@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
         description="Serve a page that shows every node of MODEL for IMAGE: feature maps, "
                     "kernels, shapes, and any value taken apart (the slides, live).",
         epilog=EPILOG)
-    p.add_argument("model", metavar="MODEL", help=MODEL_HELP + ", or a zoo name (resnet18...)")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("image", metavar="IMAGE", nargs="?",
                    help="a PNG, JPEG, BMP, GIF, TIFF or WebP file (default: the demo's "
                         "picture); another can be dropped on the page")

@@ -222,7 +222,8 @@ export class Slider {
     ctx.fillStyle = "#333";
     ctx.font = "12px system-ui, sans-serif";
     const base = Math.max(this.ph * si, oh * so) + 16;
-    ctx.fillText(`input ${H}x${W} (+ padding)`, 0, base);
+    const padded = g.padding.flat().some((p) => p > 0);
+    ctx.fillText(`input ${H}x${W}${padded ? " (hatched: padding)" : ""}`, 0, base);
     ctx.fillText(`output map ${this.channel}: ${oh}x${ow}`, ox, base);
     const rows = `rows ${top - pt}..${top - pt + (kh - 1) * dh}`;
     const cols = `columns ${left - pl}..${left - pl + (kw - 1) * dw}`;
