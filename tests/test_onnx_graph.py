@@ -60,8 +60,8 @@ def with_statistics(model: nn.Module, seed: int = 0) -> nn.Module:
             c = m.num_features
             m.weight.data = rng.uniform(0.5, 1.5, c).astype(np.float32)
             m.bias.data = rng.uniform(-0.5, 0.5, c).astype(np.float32)
-            m.register_buffer("running_mean", rng.uniform(-0.5, 0.5, c).astype(np.float32))
-            m.register_buffer("running_var", rng.uniform(0.5, 2.0, c).astype(np.float32))
+            m.running_mean[...] = rng.uniform(-0.5, 0.5, c)  # in place: state_dict order kept
+            m.running_var[...] = rng.uniform(0.5, 2.0, c)
     return model.eval()
 
 
@@ -184,6 +184,7 @@ class Fn(nn.Module):
 
 
 F = cs.nn.functional
+SLOW_OK = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 FUNCTIONS = {
     "add_scalar": lambda x: x + 1.5, "mul_self": lambda x: x * x, "sub": lambda x: x - 2.0,
     "rsub": lambda x: 2.0 - x, "div": lambda x: x / 3.0, "rdiv": lambda x: 1.0 / (x * x + 1.0),
@@ -240,8 +241,7 @@ def test_a_linear_on_a_volume_is_matmul_and_a_shared_layer_stays_shared(tmp_path
     assert [n.target for n in back.graph.nodes if n.layer == "Conv2d"] == ["conv", "conv"]
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=SLOW_OK)
 @given(cin=st.sampled_from([2, 4]), cout=st.sampled_from([2, 6]), k=st.integers(1, 3),
        stride=st.integers(1, 3), padding=st.integers(0, 2), out_pad=st.integers(0, 2),
        dilation=st.integers(1, 2), groups=st.sampled_from([1, 2]), bias=st.booleans())
@@ -260,8 +260,7 @@ def test_conv_transpose_options_agree_with_onnx_runtime(tmp_path, cin, cout, k, 
     assert back[0].get_config() == layer.get_config()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=SLOW_OK)
 @given(mode=st.sampled_from(["nearest", "nearest-exact", "bilinear", "bilinear_corners"]),
        by_size=st.booleans(), h=st.integers(1, 7), w=st.integers(1, 7),
        out=st.tuples(st.integers(1, 15), st.integers(1, 15)),
@@ -281,8 +280,7 @@ def test_resize_options_agree_with_onnx_runtime(tmp_path, mode, by_size, h, w, o
     assert type(back[0]) is nn.Upsample
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=SLOW_OK)
 @given(h=st.integers(1, 9), w=st.integers(1, 9), oh=st.integers(1, 9), ow=st.integers(1, 9))
 def test_adaptive_pooling_exports_exactly_or_is_refused(tmp_path, h, w, oh, ow):
     model = nn.Sequential(nn.AdaptiveAvgPool2d((oh, ow))).eval()
@@ -305,8 +303,7 @@ def test_adaptive_pooling_exports_exactly_or_is_refused(tmp_path, h, w, oh, ow):
     assert uniform(h, oh) and uniform(w, ow)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=SLOW_OK)
 @given(slope=st.floats(-3, 3, allow_nan=False), lo=st.floats(-2, 0), hi=st.floats(0, 2),
        dim=st.integers(-4, 3), opset=st.sampled_from([13, 17, 20]))
 def test_activation_options_agree_with_onnx_runtime(tmp_path, slope, lo, hi, dim, opset):

@@ -34,6 +34,7 @@ def check_structure(path: str, proto: Any) -> None:
         raise FileFormatError(message(where, f"the graph has {len(nodes)} nodes, more than the "
                                       f"{MAX_NODES} convscope reads", "export a smaller model",
                                       f"{len(nodes)} nodes"))
+    _check_text(where, g, nodes)
     made: dict[str, int] = {}  # name -> index of the node that writes it, -1 for the rest
     for t in g.initializer:
         made[t.name] = -1
@@ -79,6 +80,28 @@ def check_structure(path: str, proto: Any) -> None:
         g.node.extend(copies)
 
 
+def _check_text(where: str, g: Any, nodes: list[Any]) -> None:
+    """Every name must be text: protobuf hands over bytes for a string that is not UTF-8."""
+    items = [("an initializer", t.name) for t in g.initializer]
+    items += [("a graph input", v.name) for v in g.input]
+    items += [("a graph output", v.name) for v in g.output]
+    for k, node in enumerate(nodes):
+        here = f"node {k}"
+        items += [(here, node.name), (here, node.op_type), (here, node.domain)]
+        items += [(here, n) for n in node.input] + [(here, n) for n in node.output]
+    seen: set[str] = set()
+    for owner, text in items:
+        if not isinstance(text, str):
+            raise FileFormatError(message(where, f"{owner} has a name that is not valid UTF-8 "
+                                          "text", "the file is damaged; export it again",
+                                          repr(text)[:80]))
+    for t in g.initializer:
+        if t.name in seen:
+            raise FileFormatError(message(where, f"two initializers are named {t.name!r}",
+                                          "export the model again", f"initializer {t.name!r}"))
+        seen.add(t.name)
+
+
 def _kahn(nodes: list[Any], made: dict[str, int]) -> tuple[list[int], set[int]]:
     """Kahn's order (the file's order wherever it is valid) and the nodes it cannot place:
     those on a cycle or fed by one."""
@@ -116,5 +139,6 @@ def _cycle_text(nodes: list[Any], made: dict[str, int], left: set[int]) -> str:
     first = cycle.index(min(cycle))
     cycle = cycle[first:] + cycle[:first]  # from the node listed first in the file
     names = [f"{nodes[i].name or 'unnamed'!r} ({nodes[i].op_type})" for i in cycle[:6]]
-    more = f" ... ({len(cycle)} nodes)" if len(cycle) > 6 else ""
-    return " -> ".join(names + [names[0]]) + more
+    if len(cycle) > 6:
+        names.append(f"... ({len(cycle)} nodes in all)")
+    return " -> ".join(names + [names[0]])

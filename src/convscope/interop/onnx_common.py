@@ -23,7 +23,7 @@ from .. import shapes
 from ..errors import FileFormatError, message
 
 __all__ = ["MIN_OPSET", "WRAP_OPSET", "require_onnx", "pad_indices", "pool_ceil_plan",
-           "write_atomic", "scope_of", "path_of"]
+           "write_atomic", "scope_of", "path_of", "interpolate_copies"]
 
 MIN_OPSET = 13
 """Oldest opset written: Flatten, Gemm, Pad with a pads input, MaxPool dilations and ceil_mode."""
@@ -132,6 +132,21 @@ def write_atomic(path: Path, data: bytes, where: str) -> None:
                 pass
 
 
+def interpolate_copies(mode: str, corners: bool | None, sizes: Any, outs: Any,
+                       scales: Any) -> bool:
+    """Whether interpolate copies cells where ONNX's Resize, given ``scales`` that are not
+    ``out / in``, would compute them: PyTorch's nearest copies an output of the input's size
+    or twice it (``i``, ``i // 2``), bilinear an output of the input's size, whatever the
+    scale."""
+    for n, o, s in zip(sizes, outs, scales, strict=True):
+        if float(s) * n == o:
+            continue
+        if (mode == "nearest" and o in (n, 2 * n)) or (mode == "bilinear" and not corners
+                                                        and o == n):
+            return True
+    return False
+
+
 # --------------------------------------------------------------------------- node names
 def scope_of(path: str) -> str:
     """A module path as PyTorch's exporter scopes it; ``#k`` (the k-th call) becomes ``_k-1``.
@@ -166,7 +181,7 @@ def path_of(node_name: str) -> str | None:
     >>> path_of("conv1") is None, path_of("/a/../Conv") is None
     (True, True)
     """
-    if not node_name.startswith("/") or len(node_name) > 4096:
+    if not isinstance(node_name, str) or not node_name.startswith("/") or len(node_name) > 4096:
         return None
     comps = node_name[1:].split("/")[:-1]
     if len(comps) > MAX_DEPTH:

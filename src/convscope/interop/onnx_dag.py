@@ -109,7 +109,7 @@ class GraphDag(GraphChain):
             raise self.node_fail(k, node, f"operator {op}{domain} is not supported",
                                  f"convscope imports graphs of {SUPPORTED_TEXT}",
                                  f"op_type {op!r}, node name {node.name!r}, index {k}")
-        a = self.attrs(node)
+        a = self.attrs(k, node)
         if any(isinstance(v, self.onnx.GraphProto) or (
                 isinstance(v, list) and v and isinstance(v[0], self.onnx.GraphProto))
                for v in a.values()):
@@ -217,7 +217,7 @@ class GraphDag(GraphChain):
                     float(got.reshape(-1)[0]), want, rtol=1e-6, atol=0):
                 return False
         if f.layer == "Hardswish":
-            a = self.attrs(first)
+            a = self.attrs(f.members[0], first)
             if np.float32(a.get("alpha", 0.2)) != np.float32(1 / 6) or \
                     np.float32(a.get("beta", 0.5)) != np.float32(0.5):
                 return False
@@ -248,7 +248,9 @@ class GraphDag(GraphChain):
                  consts: tuple[np.ndarray, ...] = (), out: str | None = None) -> None:
         inputs = [v.ref for v in ins]
         for value in consts:
-            name = f"constant_{sum(s.kind == 'constant' for s in self.sources.values())}"
+            name = f"constant_{len(self.sources) - 1}"  # sources: the input, then constants
+            while name in self.namer.names:  # a layer may have claimed that path
+                name += "_"
             self.sources[name] = Source(name, "constant", tuple(value.shape), "float32", value)
             self.namer.names.add(name)
             inputs.append(name)
@@ -474,12 +476,12 @@ class GraphDag(GraphChain):
         shape = list(val.shape)
         if node.op_type == "Unsqueeze":
             rank = len(shape) + len(axes)
-            axes = sorted(x % rank for x in axes)
+            axes = sorted({self.axis(k, node, x, rank) for x in axes})
             for x in axes:
                 shape.insert(x, 1)
         else:
             rank = len(shape)
-            axes = sorted({x % rank for x in axes} if axes else
+            axes = sorted({self.axis(k, node, x, rank) for x in axes} if axes else
                           {i for i, n in enumerate(shape) if n == 1 and i})
             if any(shape[x] != 1 for x in axes):
                 raise self.node_fail(k, node, "it squeezes an axis that is not of size 1",

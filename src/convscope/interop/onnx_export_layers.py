@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import shapes
-from .onnx_common import WRAP_OPSET, pad_indices, pool_ceil_plan
+from .onnx_common import WRAP_OPSET, interpolate_copies, pad_indices, pool_ceil_plan
 from .onnx_emit import Call
 
 __all__ = ["LAYER_BUILDERS"]
@@ -186,6 +186,8 @@ def interpolate(c: Call) -> str:
     in_hw, out_hw = c.in_shape[2:], tuple(c.out_shape[2:])
     _, scales = shapes.interpolate_out(in_hw, c.args.get("size"), c.args.get("scale_factor"),
                                        c.args.get("recompute_scale_factor"), c.where)
+    if scales is not None and interpolate_copies(mode, corners, in_hw, out_hw, scales):
+        scales = None  # where interpolate copies whatever the scale, ONNX's sizes agree
     if scales is not None:  # ONNX's size: floor(in * scale) in float32 arithmetic
         s32 = np.asarray(scales, np.float32)
         got = tuple(int(np.floor(np.float32(n) * s)) for n, s in zip(in_hw, s32, strict=True))

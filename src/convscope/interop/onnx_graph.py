@@ -319,7 +319,7 @@ class GraphChain(LayerOps):
         if node.domain not in ("", "ai.onnx") or op not in CHAIN_OPS + FOLD_OPS:
             raise NotAChain(self.node_where(k, node), f"operator {op} is not one of the chain "
                             "walk's", "read it as a graph")
-        a = self.attrs(node)
+        a = self.attrs(k, node)
         if any(isinstance(v, self.onnx.GraphProto) or (
                 isinstance(v, list) and v and isinstance(v[0], self.onnx.GraphProto))
                for v in a.values()):
@@ -389,7 +389,7 @@ class GraphChain(LayerOps):
         elif op == "Flatten":
             axis = int(a.get("axis", 1))
             rank = len(self.shape) + 1
-            if axis % rank != 1:
+            if not -rank <= axis <= rank or (axis + rank if axis < 0 else axis) != 1:
                 raise self.node_fail(k, node, "only Flatten(axis=1), which keeps the batch "
                                      "axis, is supported", "flatten with axis=1",
                                      f"axis={axis}")

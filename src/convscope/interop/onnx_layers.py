@@ -42,6 +42,7 @@ from ..nn import (
     Tanh,
     Upsample,
 )
+from .onnx_common import interpolate_copies
 from .onnx_fold import BATCH
 from .onnx_operands import NotAChain, _short_float
 from .onnx_padding import PaddingNodes
@@ -238,6 +239,12 @@ class LayerOps(PaddingNodes):
                                      "export the model again", f"scales={scales}")
             want = tuple(int(np.floor(np.float32(n) * s)) for n, s in zip((h, w), s32,
                                                                           strict=True))
+            if interpolate_copies(torch_mode, corners, (h, w), want, s32):
+                raise self.node_fail(k, node, f"scales {[float(v) for v in s32]} are not "
+                                     f"output / input ({want[0]}/{h}, {want[1]}/{w}): ONNX "
+                                     "interpolates there while interpolate copies cells",
+                                     "export with sizes, or with scales equal to output / input",
+                                     f"scales={scales}, input {h}x{w}")
             factor: Any = float(s32[0]) if s32[0] == s32[1] else (float(s32[0]), float(s32[1]))
             kw_: dict[str, Any] = {"scale_factor": factor}
         else:

@@ -54,6 +54,7 @@ class PathNamer:
             self.inside.update(".".join(parts[:i]) for i in range(1, len(parts)))
         self.names: set[str] = set(reserved)  # node and source names
         self.calls: dict[str, int] = {}
+        self.suffix: dict[str, int] = {}  # base path -> the next number to try
 
     def _free(self, path: str) -> bool:
         if not _safe(path) or path in self.layers or path in self.inside or path in self.names:
@@ -106,12 +107,14 @@ class PathNamer:
                 self.weights[path] = weights
                 return self._claim(path, layer), path, layer
         base = next(p for p in choices if _safe(p))  # the most telling name, numbered
-        for n in range(1, len(self.names) + 2):
+        n = self.suffix.get(base, 1)
+        while True:  # ends: each number is tried once per base, and names are finite
             for candidate in (f"{base}_{n}", f"{base.replace('.', '_')}_{n}", f"layer_{n}"):
                 if self._free(candidate):
+                    self.suffix[base] = n + 1
                     self.weights[candidate] = weights
                     return self._claim(candidate, layer), candidate, layer
-        raise AssertionError("unreachable: a free path always exists")  # pragma: no cover
+            n += 1
 
     def function_name(self, k: int, op: str) -> tuple[str, str]:
         """``(module path it sits in, node name)`` for a function node (``layer1.0.add``)."""

@@ -21,6 +21,12 @@ from .onnx_common import require_onnx
 __all__ = ["NodeReader", "NotAChain", "check_tensor", "type_name"]
 
 
+_FLAGS = ("transA", "transB", "ceil_mode", "count_include_pad", "training_mode", "allowzero",
+          "keepdims", "antialias", "exclude_outside", "noop_with_empty_axes")
+_SIZES = ("kernel_shape", "strides", "dilations", "pads", "output_padding", "group",
+          "output_shape")
+
+
 class NotAChain(FileFormatError):
     """The chain walk's refusal of a graph that the graph walk may still read (branches,
     operators on data that no layer holds). Caught by the importer, never shown as is."""
@@ -67,14 +73,30 @@ class NodeReader:
         return FileFormatError(message(self.node_where(k, node), what, fix, received))
 
     # ------------------------------------------------------------------ operands
-    def attrs(self, node: Any) -> dict[str, Any]:
+    def attrs(self, k: int, node: Any) -> dict[str, Any]:
+        """A node's attributes; the yes/no ones must say 0 or 1 (ONNX's checker lets 2**62
+        through, and runtimes read it differently)."""
         out = {}
         for a in node.attribute:
             value = self.onnx.helper.get_attribute_value(a)
             if isinstance(value, bytes):
                 value = value.decode("utf-8", errors="replace")
+            if a.name in _FLAGS and value not in (0, 1):
+                raise self.node_fail(k, node, f"attribute {a.name!r} must be 0 or 1",
+                                     "export the model again", f"{a.name}={value!r}")
+            if a.name in _SIZES and any(abs(v) >= 2**31 for v in (
+                    value if isinstance(value, list) else [value]) if isinstance(v, int)):
+                raise self.node_fail(k, node, f"attribute {a.name!r} holds a size beyond 2**31",
+                                     "export the model again", f"{a.name}={value!r}"[:120])
             out[a.name] = value
         return out
+
+    def axis(self, k: int, node: Any, value: Any, rank: int, what: str = "axis") -> int:
+        """An axis in ``[-rank, rank)``, as a non-negative index."""
+        if not isinstance(value, (int, np.integer)) or not -rank <= int(value) < rank:
+            raise self.node_fail(k, node, f"{what} {value} is outside the {rank} axes of its "
+                                 "input", "export the model again", f"{what}={value}")
+        return int(value) % rank
 
     def array(self, k: int, node: Any, name: str) -> np.ndarray:
         value = self.consts[name]

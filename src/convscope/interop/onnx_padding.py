@@ -41,7 +41,7 @@ class PaddingNodes(NodeReader):
             raise self.node_fail(k, node, f"padding mode {mode!r} with value {value} is not "
                                  "supported", "pad with zeros, reflect, edge or wrap",
                                  f"mode={mode!r}, value={value}")
-        axes = [x % 4 for x in axes] if axes is not None else [0, 1, 2, 3]
+        axes = [self.axis(k, node, x, 4) for x in axes] if axes is not None else [0, 1, 2, 3]
         if len(pads) != 2 * len(axes) or (pads and min(pads) < 0):
             raise self.node_fail(k, node, "pads must hold a non-negative begin and end per axis",
                                  "export the model again", f"pads={pads}, axes={axes}")
@@ -55,7 +55,8 @@ class PaddingNodes(NodeReader):
 
     def gather(self, k: int, node: Any, a: dict[str, Any]) -> None:
         self.need_volume(k, node)
-        self.pad_by_indices(k, node, int(a.get("axis", 0)) % 4, self.ints(k, node, 1, "indices"))
+        self.pad_by_indices(k, node, self.axis(k, node, a.get("axis", 0), 4),
+                            self.ints(k, node, 1, "indices"))
 
     def pad_by_indices(self, k: int, node: Any, axis: int, idx: list[int] | None) -> None:
         """Gather, or Slice + Concat, that picks rows/columns the way a padding mode does."""
@@ -80,7 +81,7 @@ class PaddingNodes(NodeReader):
         starts, ends = _ints_or(consts, 1, []), _ints_or(consts, 2, [])
         steps = _ints_or(consts, 4, [1] * len(starts))
         if self.opset < 10 or len(starts) != 1 or axes is None or len(axes) != 1 \
-                or axes[0] % 4 not in (2, 3):
+                or not -4 <= axes[0] < 4 or axes[0] % 4 not in (2, 3):
             raise self.node_fail(k, node, "a Slice of the layers' data is supported only along "
                                  "one of the height or width axes, as part of padding",
                                  "export the padding with Pad", f"axes={axes}")
@@ -94,7 +95,7 @@ class PaddingNodes(NodeReader):
     def concat_pad(self, k: int, node: Any, a: dict[str, Any], cur: str) -> None:
         """Concat of the chain's tensor with Slices of it: padding (circular, in PyTorch)."""
         self.need_volume(k, node)
-        axis = int(a.get("axis", 0)) % 4
+        axis = self.axis(k, node, a.get("axis", 0), 4)
         parts = []
         for name in node.input:
             if name == cur:
