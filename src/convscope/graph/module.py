@@ -100,7 +100,11 @@ def call_recorded(node: Node, args: Sequence[Any]) -> Any:
             kw[p.name] = v
         else:
             pos.append(v)
-    out = fn(*pos, **kw)
+    rec = tracing.active()
+    if rec is not None and not tracing.quiet():  # a graph model being traced: one node again
+        out = rec.call_function(tracing.OP_NAMES[node.target], node.target, fn, tuple(pos), kw)
+    else:
+        out = fn(*pos, **kw)
     return out[node.attrs["$item"]] if "$item" in node.attrs else out
 
 
