@@ -464,3 +464,31 @@ def test_pytorch_style_names_become_module_paths_and_bad_ones_do_not(tmp_path):
     names = [n.name for n in model.graph.nodes]
     assert names == ["block.conv", "block.relu", "conv", "conv_1", "block.add"]
     assert model.forward.__func__ is GraphModule.forward  # "forward" was not a path
+
+
+# --------------------------------------------------------------------------- the commands
+def _cli(argv):
+    import argparse
+
+    from convscope.cli import cmd_export, cmd_import
+
+    parser = argparse.ArgumentParser(prog="convscope")
+    sub = parser.add_subparsers()
+    cmd_export.register(sub)
+    cmd_import.register(sub)
+    args = parser.parse_args([str(a) for a in argv])
+    return args.func(args)
+
+
+def test_cli_exports_and_imports_a_graph_model(tmp_path, capsys):
+    model = with_statistics(cs.models.resnet18(num_classes=4, seed=1))
+    model.input_shape = (3, 32, 32)
+    cs.save(model, tmp_path / "resnet.safetensors")
+    assert _cli(["export", tmp_path / "resnet.safetensors", tmp_path / "r.onnx"]) == 0
+    assert _cli(["import", tmp_path / "r.onnx", tmp_path / "back.safetensors"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and "a graph of" in out
+    back = cs.load(tmp_path / "back.safetensors")
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 32, 32)).astype(np.float32)
+    close(back(x).numpy(), float64(model, x), "export, import, save, load")
+    assert list(back.state_dict()) == list(model.state_dict())

@@ -1,4 +1,9 @@
-"""``convscope export MODEL OUT.onnx [--opset N]``: a saved model as an ONNX graph."""
+"""``convscope export MODEL OUT.onnx [--opset N]``: a saved model as an ONNX graph.
+
+Any model convscope saves exports: a chain of layers, a zoo model, a graph model (residual
+adds, concatenations); the ONNX file keeps the module paths as node names and the
+``state_dict`` names as initializer names.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "export", help="write a saved model as an ONNX file (for ONNX Runtime, Netron ...)",
         description="Write a model saved by convscope (a .safetensors model file, or a run "
-                    "folder holding model.safetensors) as an ONNX graph with a dynamic batch "
-                    "size. The file passes the ONNX checker; it needs the onnx package "
+                    "folder holding model.safetensors; chains, zoo models and graph models "
+                    "alike) as an ONNX graph with a dynamic batch size, in eval mode. The file "
+                    "passes the ONNX checker; it needs the onnx package "
                     "(pip install 'convscope[onnx]').",
         epilog="examples:\n"
                "  convscope export runs/digits/ digits.onnx\n"
@@ -31,5 +37,6 @@ def run(args: argparse.Namespace) -> int:
     model = load(args.model)
     path = export_onnx(model, args.out, opset=args.opset)
     count = sum(int(p.data.size) for p in model.parameters())
-    print(f"wrote {path} (opset {args.opset}, {count} parameters): {model.spec}")
+    what = getattr(model, "spec", None) or type(model).__name__
+    print(f"wrote {path} (opset {args.opset}, {count} parameters): {what}")
     return 0
