@@ -39,9 +39,16 @@ ceil_mode: ONNX's shape rule keeps a last window that starts in the right paddin
 (which then gives the same windows), so that ONNX shape inference, ONNX Runtime and convscope
 agree on every size.
 
-Known limit of ONNX Runtime, not of the file: ORT refuses pooling padding that is not smaller
-than the kernel, which a dilated MaxPool2d may have (``maxpool(2, padding=2, dilation=3)``);
-the exported file is valid ONNX and other runtimes and convscope's importer read it.
+Known limits of ONNX Runtime, not of the file: ORT refuses pooling padding that is not
+smaller than the kernel, which a dilated MaxPool2d may have (``maxpool(2, padding=2,
+dilation=3)``), and a ConvTranspose ``output_padding`` that is not smaller than its stride
+(PyTorch allows it below the dilation too); such files are valid ONNX, and other runtimes and
+convscope's importer read them.
+
+Resize by ``scales`` computes its output size as ``floor(in * scale)`` in float32; a
+``scale_factor`` whose output size differs in that arithmetic is refused (use ``size=``), and
+where interpolate copies cells whatever the scale (PyTorch's nearest at 1x and 2x the input,
+bilinear at 1x) the sizes are written instead of the scales.
 """
 
 from __future__ import annotations

@@ -5,12 +5,16 @@ tensor: each operator must read it, and what it writes becomes the current tenso
 with a layer become that layer (its shape checked by :func:`convscope.spec.output_shape`);
 padding operators (Pad; Gather, or Slice + Concat picking rows the way a padding mode does)
 wait for the Conv that follows and become its ``padding``/``padding_mode``; nodes computing
-on constants only are folded (:mod:`.onnx_fold`). Anything else is refused with the node's
+on constants only are folded (:mod:`.onnx_fold`). A graph that is not one chain (a branch,
+arithmetic on data, an operator the walk does not read) stops the walk with
+:class:`~.onnx_operands.NotAChain`, and the importer reads it with the graph walk
+(:mod:`.onnx_dag`), which reuses the layer handlers here; other errors name the node's
 index, name and operator.
 
 This module holds the walk and the operators that become layers; the padding operators are
-:mod:`.onnx_padding` and the walk's state, errors and operand reading :mod:`.onnx_operands`
-(:func:`check_tensor` and :func:`type_name` are re-exported from there).
+:mod:`.onnx_padding`, the newer layers :mod:`.onnx_layers`, and the walk's state, errors and
+operand reading :mod:`.onnx_operands` (:func:`check_tensor` and :func:`type_name` are
+re-exported from there).
 """
 
 from __future__ import annotations
