@@ -86,10 +86,26 @@ PANEL = [
              groups=2),
     ConvCase("p_2x2_planes", 5, 12, 2, 2, 13, 3, 3, padding=_pad(1, 1, 1, 1)),
 ]
+# Depthwise with strides: column stride 2 (the buffer split into even and odd columns),
+# odd sizes and odd left padding, rows narrower than a vector, dilation, a 5 x 5 kernel,
+# row stride only (the input gradient goes to gemm), column stride 2 with row stride 1
+DEPTHWISE_STRIDED = [
+    ConvCase("dw_s2_k3_p1", 2, 3, 13, 37, 3, 3, 3, (2, 2), _pad(1, 1, 1, 1), groups=3),
+    ConvCase("dw_s2_w70_odd_left", 1, 2, 6, 70, 2, 3, 3, (2, 2), _pad(0, 1, 1, 0), groups=2),
+    ConvCase("dw_s2_narrow", 2, 2, 9, 9, 2, 3, 3, (2, 2), _pad(1, 1, 1, 1), groups=2),
+    ConvCase("dw_s2_5x5_dil", 1, 3, 17, 41, 3, 5, 5, (2, 2), _pad(4, 2, 3, 4), (2, 2),
+             groups=3),
+    ConvCase("dw_s2_wide_pad", 2, 2, 4, 5, 2, 2, 3, (2, 2), _pad(3, 2, 4, 5), groups=2),
+    ConvCase("dw_s21", 1, 2, 9, 20, 2, 3, 3, (2, 1), _pad(1, 1, 1, 1), groups=2),
+    ConvCase("dw_s12", 2, 2, 7, 35, 2, 3, 2, (1, 2), _pad(1, 0, 1, 1), groups=2),
+    ConvCase("dw_s2_batch_0", 0, 2, 7, 9, 2, 3, 3, (2, 2), _pad(1, 1, 1, 1), groups=2),
+]
+DEPTHWISE = [c for c in STRIDE_1 if c.groups == c.c == c.o] + DEPTHWISE_STRIDED
 PHASES = [c for c in STRIDED if c.dilation == (1, 1) and not (c.groups == c.c == c.o)]
 PATHS = ([("direct", c) for c in STRIDE_1] + [("gemm", c) for c in STRIDE_1 + STRIDED]
          + [("phases", c) for c in PHASES]
-         + [("panel", c) for c in STRIDE_1 + STRIDED + PANEL])
+         + [("panel", c) for c in STRIDE_1 + STRIDED + PANEL]
+         + [("depthwise", c) for c in DEPTHWISE] + [("gemm", c) for c in DEPTHWISE_STRIDED])
 
 
 def _abs64(a):
@@ -133,10 +149,11 @@ def test_each_algorithm_matches_reference(algo, case, dtype):
 
 
 def test_choose_direct_for_stride_1_phases_for_strides_gemm_for_the_rest():
-    assert fast.choose("forward", (1, 1), (2, 2), 4, (1, 4, 8, 8), (4, 1, 3, 3)) == "direct"
+    assert fast.choose("forward", (1, 1), (2, 2), 4, (1, 4, 8, 8), (4, 1, 3, 3)) == "depthwise"
     assert fast.choose("grad_weight", (2, 1), (1, 1), 1, (1, 4, 8, 8), (4, 4, 3, 3)) == "phases"
     assert fast.choose("forward", (2, 2), (2, 1), 1, (1, 4, 8, 8), (4, 4, 3, 3)) == "gemm"
-    assert fast.choose("forward", (2, 2), (1, 1), 4, (1, 4, 8, 8), (4, 1, 3, 3)) == "gemm"
+    assert fast.choose("forward", (2, 2), (1, 1), 4, (1, 4, 8, 8), (4, 1, 3, 3)) == "depthwise"
+    assert fast.choose("grad_input", (2, 1), (1, 1), 4, (1, 4, 8, 8), (4, 1, 3, 3)) == "gemm"
 
 
 def test_direct_refuses_a_stride_and_unknown_algorithms():
@@ -182,13 +199,13 @@ def test_depthwise_weight_gradient_with_nan_or_inf_input_matches_reference(bad, 
 
 
 def test_depthwise_results_do_not_depend_on_the_task_split(monkeypatch):
-    from convscope.kernels import direct
+    from convscope.kernels import depthwise
 
     case = ConvCase("dw_split", 3, 5, 7, 45, 5, 3, 3, padding=_pad(1, 1, 1, 1), groups=5)
     x, w, b, gy = case.arrays(np.random.default_rng(6), np.float32)
     results = []
     for tasks in (1, 4, 1000):
-        monkeypatch.setattr(direct, "DEPTHWISE_TASKS", tasks)
+        monkeypatch.setattr(depthwise, "DEPTHWISE_TASKS", tasks)
         results.append(_all(case, x, w, b, gy, "direct"))
     for other in results[1:]:
         for a, b_ in zip(results[0], other, strict=True):
@@ -408,6 +425,21 @@ _AS_PYTHON = textwrap.dedent("""
             for got, want in pairs:
                 assert got.dtype == dtype
                 np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    # depthwise with column stride 2 (even/odd column planes, the interleaving gradient)
+    for dtype in (np.float64, np.float32):
+        x = rng.uniform(-1, 1, (1, 2, 5, 19)).astype(dtype)
+        wt = rng.uniform(-1, 1, (2, 1, 3, 3)).astype(dtype)
+        geo = ((2, 2), ((1, 1), (1, 0)), (1, 1), 2)
+        y = fast.conv2d(x, wt, None, *geo, algo="depthwise")
+        gy = rng.uniform(-1, 1, y.shape).astype(dtype)
+        for got, want in [
+            (y, ref.conv2d(x, wt, None, *geo)),
+            (fast.conv2d_grad_input(gy, wt, (5, 19), *geo, algo="depthwise"),
+             ref.conv2d_grad_input(gy, wt, (5, 19), *geo)),
+            (fast.conv2d_grad_weight(gy, x, (3, 3), *geo, algo="depthwise"),
+             ref.conv2d_grad_weight(gy, x, (3, 3), *geo)),
+        ]:
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     from convscope.kernels import loops
     x = rng.integers(-2, 3, (2, 2, 5, 6)).astype(np.float32)
     y_ref, idx_ref = ref.max_pool2d(x, (3, 2), (2, 1), (1, 1), (1, 2), False)

@@ -10,12 +10,8 @@ to ``(N, C, H, W)``. They handle any padding, dilation and groups, but stride 1 
   by ``dilation * (k - 1) - padding`` with the kernels flipped and transposed;
 * grad weight: a loop that sums ``gy * shifted input`` over images and positions.
 
-Depthwise layers (one kernel per channel) take loops of their own over the ``(N, C)``
-planes (:func:`._jit.depthwise.depthwise`, :func:`._jit.depthwise.depthwise_weight_grad`): each task
-pads a plane into a buffer in cache and writes the output rows straight into ``y`` (no
-garbage columns, no flat copy of the batch); the input gradient is the same loop with the
-kernels flipped; the weight gradient keeps 3 x 3 kernel entries in vector accumulators per
-plane and adds the planes of a channel in image order.
+Depthwise layers (one kernel per channel) go to the plane-by-plane loops of
+:mod:`.depthwise`.
 
 Numba is imported on the first call, not before.
 """
@@ -58,7 +54,6 @@ ROW_BUFFER_BYTES = 64 << 10  # forward: output rows per task sized to this much 
 WGRAD_CHUNK = 512  # weight gradient by channel blocks: positions per pass over a block
 IMAGE_TASKS = 16  # weight gradient split over images: at most this many partial sums,
 IMAGE_PARTIALS_BYTES = 4 << 20  # taking at most this much memory
-DEPTHWISE_TASKS = 128  # depthwise loops: planes handed out in about this many tasks
 
 
 def _run(loop, tasks, work, *args):
@@ -180,50 +175,14 @@ def _conv_flat(xf, geo, w, b, kernel, dilation, groups, relu=False, out_mask=Non
     return (py, pidx) if pool else y
 
 
-def _per_task(planes):
-    """Planes per depthwise task: about DEPTHWISE_TASKS tasks, each zeroing its buffer once."""
-    return max(1, -(-planes // DEPTHWISE_TASKS))
-
-
-def _depthwise(x, w, b, padding, dilation):
-    """Depthwise (one kernel per channel) stride-1 convolution, plane by plane."""
-    n, c, h, wd = x.shape
-    kernel = w.shape[2:]
-    geo = _Flat((h, wd), padding, kernel, dilation, x.dtype)
-    y = np.empty((n, c, geo.oh, geo.ow), dtype=x.dtype)
-    if y.size == 0:
-        return y
-    bias = np.zeros(c, x.dtype) if b is None else b.astype(x.dtype)
-    offs = geo.offsets(1, kernel, dilation)
-    _run(_jit().depthwise, -(-n * c // _per_task(n * c)), y.size * offs.size,
-         np.ascontiguousarray(x).reshape(n * c, h, wd), w.reshape(c, -1).astype(x.dtype),
-         bias, padding[0][0], padding[1][0], geo.hp, geo.wp, offs, _per_task(n * c),
-         y.reshape(n * c, geo.oh, geo.ow))
-    return y
-
-
-def _depthwise_weight_grad(gy, x, kernel_hw, padding, dilation):
-    """Depthwise stride-1 weight gradient: per-plane sums, added over images in order."""
-    n, c, oh, ow = gy.shape
-    kh, kw = kernel_hw
-    dtype = gy.dtype
-    geo = _Flat(x.shape[2:], padding, kernel_hw, dilation, dtype)
-    out = np.empty((n * c, _round_up(kh, 3), _round_up(kw, 3)), dtype=dtype)
-    # the 3 x 3 blocks' entries past the kernel's last column read up to 2 * dw further
-    slack = 2 * dilation[1] + _block(dtype)
-    _run(_jit().depthwise_weight_grad, -(-n * c // _per_task(n * c)),
-         gy.size * out.shape[1] * out.shape[2],
-         np.ascontiguousarray(x, dtype=dtype).reshape(n * c, *x.shape[2:]),
-         np.ascontiguousarray(gy).reshape(n * c, oh, ow), padding[0][0], padding[1][0],
-         geo.hp, geo.wp, slack, kh, kw, dilation[0], dilation[1], _per_task(n * c), out)
-    gw = out[:c].copy()
-    for i in range(1, n):  # image order: deterministic
-        gw += out[i * c : (i + 1) * c]
-    return np.ascontiguousarray(gw[:, :kh, :kw]).reshape(c, 1, kh, kw)
-
-
 def is_depthwise(w, groups):
     return w.shape[1] == 1 and w.shape[0] == groups
+
+
+def _depthwise():
+    from . import depthwise  # its loops share this module's task runner
+
+    return depthwise
 
 
 def conv2d(x, w, b, padding, dilation, groups, relu=False, pool=False):
@@ -234,7 +193,7 @@ def conv2d(x, w, b, padding, dilation, groups, relu=False, pool=False):
     2 x 2 stride-2 max pooling of that, in the same pass (:func:`.fast.conv2d_relu_maxpool`).
     """
     if is_depthwise(w, groups):
-        y = _depthwise(x, w, b, padding, dilation)
+        y = _depthwise().conv2d(x, w, b, (1, 1), padding, dilation)
         return loops.relu(y, out=y) if relu else y
     kernel = w.shape[2:]
     geo = _Flat(x.shape[2:], padding, kernel, dilation, x.dtype)
@@ -268,7 +227,7 @@ def conv2d_grad_input(gy, w, input_hw, padding, dilation, groups, mask=None, out
     wf = w.reshape(groups, og, cg, kh, kw)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)
     wf = wf.reshape(groups * cg, og, kh, kw)
     if is_depthwise(w, groups):
-        gx = _depthwise(g if m is None else loops.relu_grad(g, m), wf, None, pads, dilation)
+        gx = _depthwise().conv2d_grad_input(gy, w, input_hw, (1, 1), padding, dilation, mask)
         return gx if out_mask is None else loops.relu_grad(gx, out_mask)
     geo = _Flat(g.shape[2:], pads, (kh, kw), dilation, gy.dtype)
     assert (geo.oh, geo.ow) == tuple(input_hw)
@@ -307,8 +266,8 @@ def conv2d_grad_weight(gy, x, kernel_hw, padding, dilation, groups, mask=None, b
     if mask is not None and (depthwise or not mask.flags.c_contiguous):
         gy, mask = loops.relu_grad(np.ascontiguousarray(gy), mask), None
     if depthwise:
-        gw = _depthwise_weight_grad(gy, x, kernel_hw, padding, dilation)
-        return (gw, gy.sum(axis=(0, 2, 3))) if bias else gw
+        return _depthwise().conv2d_grad_weight(gy, x, kernel_hw, (1, 1), padding, dilation,
+                                               bias)
     done = _weight_grad(gy, x, kernel_hw, padding, dilation, groups, by_images, mask)
     if done is None:
         return None

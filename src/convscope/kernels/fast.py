@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import shapes
-from . import direct, gemm, loops, panel, phases
+from . import depthwise, direct, gemm, loops, panel, phases
 from .gemm import _col2im, _pad_const, _steps, _windows
 
 __all__ = [
@@ -48,7 +48,7 @@ __all__ = [
     "pad2d_grad",
 ]
 
-ALGORITHMS = ("direct", "panel", "phases", "gemm")
+ALGORITHMS = ("direct", "panel", "depthwise", "phases", "gemm")
 _NUMPY_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
@@ -56,11 +56,14 @@ _NUMPY_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "
 
 
 def choose(op, stride, dilation, groups, x_shape, w_shape):
-    """The algorithm for one convolution: ``"direct"`` for stride 1, ``"phases"`` for
-    larger strides (dilation 1, not depthwise), else ``"gemm"``.
+    """The algorithm for one convolution: ``"depthwise"`` for one kernel per channel
+    (strides its loops take), ``"direct"`` for stride 1, ``"phases"`` for larger strides
+    (dilation 1), else ``"gemm"``.
 
     ``op`` is ``"forward"``, ``"grad_input"`` or ``"grad_weight"``.
     """
+    if w_shape[1] == 1 and w_shape[0] == groups and depthwise.supports(op, stride):
+        return "depthwise"
     if tuple(stride) == (1, 1):
         return "direct"
     if tuple(dilation) == (1, 1) and not (w_shape[1] == 1 and w_shape[0] == groups):
@@ -76,6 +79,13 @@ def _check(algo, stride, dilation):
     if algo == "phases" and tuple(dilation) != (1, 1):
         raise ValueError(f"the phases algorithm needs dilation (1, 1), got {tuple(dilation)}")
     return algo
+
+
+def _depthwise_checked(w_shape, groups):
+    if not (w_shape[1] == 1 and w_shape[0] == groups):
+        raise ValueError(f"the depthwise algorithm needs one kernel per channel; got weight "
+                         f"{tuple(w_shape)} with groups={groups}")
+    return True
 
 
 def conv2d(x, w, b, stride, padding, dilation, groups, algo=None):
@@ -105,6 +115,9 @@ def conv2d(x, w, b, stride, padding, dilation, groups, algo=None):
     if algo == "panel":
         return panel.conv2d(x, w.astype(x.dtype, copy=False), b, stride, padding, dilation,
                             groups)
+    if (algo == "depthwise" and _depthwise_checked(w.shape, groups)
+            and depthwise.supports("forward", stride)):
+        return depthwise.conv2d(x, w.astype(x.dtype, copy=False), b, stride, padding, dilation)
     if algo == "phases" and not direct.is_depthwise(w, groups):
         out_hw = [shapes.conv_out(n, k, s, sum(p), 1)
                   for n, k, s, p in zip(x.shape[2:], w.shape[2:], stride, padding, strict=True)]
@@ -137,6 +150,10 @@ def conv2d_grad_input(gy, w, input_hw, stride, padding, dilation, groups, algo=N
     if algo == "panel":
         return panel.conv2d_grad_input(gy, w.astype(gy.dtype, copy=False), tuple(input_hw),
                                        stride, padding, dilation, groups)
+    if (algo == "depthwise" and _depthwise_checked(w.shape, groups)
+            and depthwise.supports("grad_input", stride)):
+        return depthwise.conv2d_grad_input(gy, w.astype(gy.dtype, copy=False),
+                                           tuple(input_hw), stride, padding, dilation)
     if algo == "phases" and not direct.is_depthwise(w, groups) and gy.shape[0]:
         return phases.conv2d_grad_input(gy, w, tuple(input_hw), stride, padding, groups)
     return gemm.conv2d_grad_input(gy, w, input_hw, stride, padding, dilation, groups)
@@ -169,6 +186,9 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, algo
     if algo == "panel":
         return panel.conv2d_grad_weight(gy, x, tuple(kernel_hw), stride, padding, dilation,
                                         groups)
+    if (algo == "depthwise" and _depthwise_checked(w_shape, groups)
+            and depthwise.supports("grad_weight", stride)):
+        return depthwise.conv2d_grad_weight(gy, x, tuple(kernel_hw), stride, padding, dilation)
     if algo == "phases" and not (w_shape[1] == 1 and w_shape[0] == groups) and gy.shape[0]:
         gw = phases.conv2d_grad_weight(gy, x, tuple(kernel_hw), stride, padding, groups)
         if gw is not None:  # None: x not all finite
@@ -239,31 +259,40 @@ def conv2d_grads(gy, x, w, need, stride, padding, dilation, groups, algo=None, m
     """
     args = (stride, padding, dilation, groups)
     x_shape = (gy.shape[0], w.shape[1] * groups, *x.shape[2:])
-    algo = _check(algo or choose("grad_weight", stride, dilation, groups, x_shape, w.shape),
-                  stride, dilation)
-    depthwise = w.shape[1] == 1 and w.shape[0] == groups
+    algo_w = _check(algo or choose("grad_weight", stride, dilation, groups, x_shape, w.shape),
+                    stride, dilation)
+    algo_x = _check(algo or choose("grad_input", stride, dilation, groups, x_shape, w.shape),
+                    stride, dilation)
+    dw = direct.is_depthwise(w, groups)
     gy = np.ascontiguousarray(gy)
-    fused = algo == "direct" and not depthwise  # the loops that read gy with a mask
-    if mask is not None and not fused:  # the masked gradient once, then as unfused
+    # the direct loops read gy through the mask; elsewhere the masked gradient is made once
+    fused_w, fused_x = (a == "direct" and not dw for a in (algo_w, algo_x))
+    if mask is not None and not (fused_w and fused_x):
         gy, mask = loops.relu_grad(gy, np.ascontiguousarray(mask)), None
     elif mask is not None:
         mask = np.ascontiguousarray(mask)
     done = None
-    if fused and need[1]:
+    if need[1] and fused_w:
         done = direct.conv2d_grad_weight(gy, x, tuple(w.shape[2:]), padding, dilation, groups,
                                          mask=mask, bias=True)  # None: x not all finite
+    elif need[1] and dw and algo_w in ("direct", "depthwise") and depthwise.supports(
+            "grad_weight", stride):
+        done = depthwise.conv2d_grad_weight(gy, x, tuple(w.shape[2:]), stride, padding,
+                                            dilation, bias=True)
+    elif need[1] and algo_w == "panel":
+        done = panel.conv2d_grad_weight(gy, x, tuple(w.shape[2:]), *args, bias=True)
     if done is None and (need[1] or need[2]):
         g = gy if mask is None else loops.relu_grad(gy, mask)
-        gw = conv2d_grad_weight(g, x, w.shape[2:], *args, algo=algo) if need[1] else None
+        gw = conv2d_grad_weight(g, x, w.shape[2:], *args, algo=algo_w) if need[1] else None
         done = gw, (g.sum(axis=(0, 2, 3)) if need[2] else None)
     gw, gb = done if done is not None else (None, None)
     gx = None
-    if need[0] and fused:
+    if need[0] and fused_x:
         gx = direct.conv2d_grad_input(gy, w.astype(gy.dtype, copy=False), tuple(x.shape[2:]),
                                       padding, dilation, groups, mask=mask,
                                       out_mask=x if input_mask else None)
     elif need[0]:
-        gx = conv2d_grad_input(gy, w, x.shape[2:], *args, algo=algo)
+        gx = conv2d_grad_input(gy, w, x.shape[2:], *args, algo=algo_x)
         if input_mask:
             gx = loops.relu_grad(gx, np.ascontiguousarray(x, dtype=gx.dtype))
     return gx, gw, (gb if need[2] else None)

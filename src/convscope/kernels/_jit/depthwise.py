@@ -1,4 +1,10 @@
-"""Depthwise convolution loops (one kernel per channel), plane by plane in cache."""
+"""Depthwise convolution loops (one kernel per channel), plane by plane in cache.
+
+Each task copies a plane into a zero-padded buffer of its own. With a column stride of 2
+the buffer holds the padded plane's even columns then its odd columns (two *phase*
+planes, ``wph = ceil(wp / 2)`` wide): every kernel entry then reads a contiguous run of
+one phase plane, so the loops are those of stride 1 with other offsets (``_phase_off``).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,40 @@ import numpy as np
 from numba import njit, prange
 
 from .rows import _copy
-from .simd import lanes, vfma, vload, vsplat, vstore, vzero
+from .simd import lanes, veven, vfma, vload, vsplat, vstore, vzero, vziphi, vziplo
 
-__all__ = ["depthwise", "depthwise_weight_grad"]
+__all__ = ["depthwise", "depthwise_grad_input_s2", "depthwise_weight_grad"]
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+
+
+@njit(inline="always", **_OPTS)
+def _phase_off(col, sw, plane):
+    """Where padded column ``col`` (of row 0) sits in a buffer split by column stride ``sw``
+    (1 or 2; ``plane``: one phase plane's size)."""
+    return col if sw == 1 else (col % 2) * plane + col // 2
+
+
+@njit(inline="always", **_OPTS)
+def _fill(buf, xflat, src, row, left, wd, sw, wph, plane):
+    """One input row (``wd`` values at ``xflat[src]``) into padded row ``row`` of the buffer
+    at column ``left``; with ``sw = 2`` its even and odd padded columns go to the two
+    phase planes (by two loads and their even lanes where a vector fits)."""
+    if sw == 1:
+        _copy(buf, row * wph + left, xflat, src, wd)
+        return
+    L = lanes(buf)
+    for j0 in range(2):  # input columns j0, j0 + 2, ...: one phase plane
+        col = left + j0
+        n = (wd - j0 + 1) // 2
+        dst = (col % 2) * plane + row * wph + col // 2
+        s = src + j0
+        j = 0
+        while j + L <= n and s + 2 * (j + L) <= xflat.size:
+            vstore(buf, dst + j, veven(vload(xflat, s + 2 * j), vload(xflat, s + 2 * j + L)))
+            j += L
+        for m in range(j, n):
+            buf[dst + m] = xflat[s + 2 * m]
 
 
 @njit(inline="always", **_OPTS)
@@ -23,11 +58,13 @@ def _dw_vector(buf, at, wc, b, offs, y, dst):
 
 
 @njit(parallel=True, **_OPTS)
-def depthwise(x, w, bias, top, left, hp, wp, offs, per_task, y):
+def depthwise(x, w, bias, top, left, hp, wph, sh, sw, offs, per_task, y):
     """Depthwise convolution over planes, ``per_task`` planes per task, written in place.
 
     x (P, H, W) planes (``P = N * C``); w (C, K) with ``offs`` (K,) into a padded plane
-    ``hp x wp`` that holds the plane at ``(top, left)``; bias (C,); y (P, H_out, W_out).
+    ``hp`` rows high, ``wph`` wide (each phase plane's width for column stride ``sw = 2``,
+    see the module's docstring) that holds the plane at ``(top, left)``; row stride
+    ``sh``; bias (C,); y (P, H_out, W_out).
     A task zeroes one padded plane buffer (in cache) once; for each of its planes it
     copies the plane into it (the padding stays zero) and computes every output row
     straight into ``y``: 4 vectors of the row at a time, the taps' weights splatted per
@@ -39,17 +76,18 @@ def depthwise(x, w, bias, top, left, hp, wp, offs, per_task, y):
     n_ch, kk = w.shape
     oh, ow = y.shape[1], y.shape[2]
     L = lanes(x)
+    plane = hp * wph
     xflat, yflat = x.ravel(), y.ravel()
     for t in prange((planes + per_task - 1) // per_task):
-        buf = np.zeros(hp * wp, x.dtype)
+        buf = np.zeros(sw * plane + L, x.dtype)
         for pl in range(t * per_task, min(planes, (t + 1) * per_task)):
             c = pl % n_ch
             for r in range(h):
-                _copy(buf, (r + top) * wp + left, xflat, (pl * h + r) * wd, wd)
+                _fill(buf, xflat, (pl * h + r) * wd, r + top, left, wd, sw, wph, plane)
             wc = w[c]
             b = bias[c]
             for r in range(oh):
-                base, dst = r * wp, (pl * oh + r) * ow
+                base, dst = r * sh * wph, (pl * oh + r) * ow
                 q = 0
                 while q + 4 * L <= ow:
                     a0 = vsplat(buf, b)
@@ -78,64 +116,80 @@ def depthwise(x, w, bias, top, left, hp, wp, offs, per_task, y):
 
 
 @njit(inline="always", **_OPTS)
-def _dw_row3(g, buf, at, dw, a0, a1, a2):
-    """``a_v += g * buf[at + v*dw :]`` for v = 0, 1, 2."""
-    return (vfma(g, vload(buf, at), a0), vfma(g, vload(buf, at + dw), a1),
-            vfma(g, vload(buf, at + 2 * dw), a2))
+def _dw_row3(g, buf, at, o0, o1, o2, a0, a1, a2):
+    """``a_m += g * buf[at + o_m :]`` for m = 0, 1, 2."""
+    return (vfma(g, vload(buf, at + o0), a0), vfma(g, vload(buf, at + o1), a1),
+            vfma(g, vload(buf, at + o2), a2))
 
 
 @njit(parallel=True, **_OPTS)
-def depthwise_weight_grad(x, gy, top, left, hp, wp, slack, kh, kw, dh, dw, per_task, out):
+def depthwise_weight_grad(x, gy, top, left, hp, wph, sh, sw, slack, kh, kw, dh, dw, per_task,
+                          out, gb):
     """Depthwise weight gradient per plane: ``out[p, u, v] = sum_pos gy[p] * x_shifted``.
 
     x (P, H, W) and gy (P, H_out, W_out) planes; the input plane sits at ``(top, left)``
-    of a zero-padded ``hp x wp`` plane; out (P, ceil(kh/3)*3, ceil(kw/3)*3): entries
-    outside the kernel are dropped by the caller. Each task pads its planes into one
-    buffer (``slack`` zeros after it), as :func:`depthwise`. Kernel entries go in blocks
-    of 3 x 3 held in 9 vector accumulators: for each vector of columns of ``gy`` and each
-    padded row ``rho``, 3 input vectors (the block's columns) are loaded once and
-    multiplied by the ``gy`` rows ``rho - u*dh`` of the block's rows ``u`` that exist (a
-    row of a kernel entry outside the kernel, or outside ``gy``, is skipped, never
-    multiplied by a zero: a NaN of the padded plane cannot reach a sum the reference keeps
-    finite). The columns of ``gy`` left after its whole vectors go value by value. The
-    lanes are then added in order: every sum has a fixed order (deterministic); the
-    caller adds the planes of each channel in image order.
+    of a zero-padded plane ``hp`` rows high, ``wph`` wide (per phase plane for column
+    stride ``sw = 2``: see the module's docstring), row stride ``sh``; out (P,
+    ceil(kh/3)*3, ceil(kw/3)*3): entries outside the kernel are dropped by the caller;
+    gb (P,): each plane's sum of ``gy`` (the bias gradient's partials, from the same
+    reads). Each task pads its planes into one buffer (``slack`` zeros after it), as
+    :func:`depthwise`. Kernel entries go in blocks of 3 x 3 held in 9 vector
+    accumulators: for each padded row ``rho`` and each vector of columns of ``gy``, 3
+    input vectors (the block's columns) are loaded once and multiplied by the ``gy`` rows
+    ``(rho - u*dh) / sh`` of the block's rows ``u`` that exist (a row of a kernel entry
+    outside the kernel, or outside ``gy``, is skipped, never multiplied by a zero: a NaN
+    of the padded plane cannot reach a sum the reference keeps finite). The columns of
+    ``gy`` left after its whole vectors go value by value. The lanes are then added in
+    order: every sum has a fixed order (deterministic); the caller adds the planes of
+    each channel in image order.
     """
     planes, h, wd = x.shape
     oh, ow = gy.shape[1], gy.shape[2]
     bu, bv = out.shape[1] // 3, out.shape[2] // 3
     L = lanes(x)
     nv = ow // L
+    plane = hp * wph
     xflat, gflat = x.ravel(), gy.ravel()
     for t in prange((planes + per_task - 1) // per_task):
-        buf = np.zeros(hp * wp + slack, x.dtype)
+        buf = np.zeros(sw * plane + slack, x.dtype)
         lane = np.empty(9 * L, x.dtype)
         for pl in range(t * per_task, min(planes, (t + 1) * per_task)):
             for r in range(h):
-                _copy(buf, (r + top) * wp + left, xflat, (pl * h + r) * wd, wd)
+                _fill(buf, xflat, (pl * h + r) * wd, r + top, left, wd, sw, wph, plane)
             gp = pl * oh * ow
+            total = gflat[gp]
+            for j in range(gp + 1, gp + oh * ow):
+                total += gflat[j]
+            gb[pl] = total
             for ub in range(bu):
                 for vb in range(bv):
                     u0, v0 = 3 * ub, 3 * vb
+                    o0 = _phase_off(v0 * dw, sw, plane)
+                    o1 = _phase_off((v0 + 1) * dw, sw, plane)
+                    o2 = _phase_off((v0 + 2) * dw, sw, plane)
                     a00 = vzero(buf)
                     a01, a02, a10, a11, a12, a20, a21, a22 = a00, a00, a00, a00, a00, a00, a00, a00
                     for rho in range(u0 * dh, hp):
-                        r0 = rho - u0 * dh  # the gy row of the block's first kernel row
-                        r1, r2 = r0 - dh, r0 - 2 * dh
-                        ok0, ok1 = r0 < oh, u0 + 1 < kh and 0 <= r1 < oh
-                        ok2 = u0 + 2 < kh and 0 <= r2 < oh
+                        d0 = rho - u0 * dh  # sh * (the gy row of the block's first kernel row)
+                        d1, d2 = d0 - dh, d0 - 2 * dh
+                        r0, r1, r2 = d0 // sh, d1 // sh, d2 // sh
+                        ok0 = d0 % sh == 0 and r0 < oh
+                        ok1 = u0 + 1 < kh and d1 >= 0 and d1 % sh == 0 and r1 < oh
+                        ok2 = u0 + 2 < kh and d2 >= 0 and d2 % sh == 0 and r2 < oh
+                        if not (ok0 or ok1 or ok2):
+                            continue
                         for j in range(nv):
                             q = j * L
-                            at = rho * wp + q + v0 * dw
+                            at = rho * wph + q
                             if ok0:
                                 g = vload(gflat, gp + r0 * ow + q)
-                                a00, a01, a02 = _dw_row3(g, buf, at, dw, a00, a01, a02)
+                                a00, a01, a02 = _dw_row3(g, buf, at, o0, o1, o2, a00, a01, a02)
                             if ok1:
                                 g = vload(gflat, gp + r1 * ow + q)
-                                a10, a11, a12 = _dw_row3(g, buf, at, dw, a10, a11, a12)
+                                a10, a11, a12 = _dw_row3(g, buf, at, o0, o1, o2, a10, a11, a12)
                             if ok2:
                                 g = vload(gflat, gp + r2 * ow + q)
-                                a20, a21, a22 = _dw_row3(g, buf, at, dw, a20, a21, a22)
+                                a20, a21, a22 = _dw_row3(g, buf, at, o0, o1, o2, a20, a21, a22)
                     vstore(lane, 0, a00), vstore(lane, L, a01), vstore(lane, 2 * L, a02)
                     vstore(lane, 3 * L, a10), vstore(lane, 4 * L, a11)
                     vstore(lane, 5 * L, a12), vstore(lane, 6 * L, a20)
@@ -146,8 +200,60 @@ def depthwise_weight_grad(x, gy, top, left, hp, wp, slack, kh, kw, dh, dw, per_t
                         for m in range(1, L):
                             s += lane[i * L + m]
                         if u < kh and v < kw:
+                            off = _phase_off(v * dw, sw, plane)
                             for r in range(oh):  # the columns after the whole vectors
-                                at = (r + u * dh) * wp + v * dw
+                                at = (r * sh + u * dh) * wph + off
                                 for qq in range(nv * L, ow):
                                     s += gflat[gp + r * ow + qq] * buf[at + qq]
                         out[pl, u, v] = s
+
+
+@njit(parallel=True, **_OPTS)
+def depthwise_grad_input_s2(gy, w, top, left, sh, dh, dw, kh, kw, gpad, per_task, gx):
+    """Input gradient of a depthwise convolution with column stride 2, per plane.
+
+    ``gx[p, ih, iw] = sum w[c, u, v] * gy[p, r, q]`` over ``r*sh + u*dh = ih + top`` and
+    ``2q + v*dw = iw + left``. For one padded input row, its even columns ``2j`` take the
+    kernel columns with ``v*dw`` even (``q = j - v*dw/2``), its odd ones the others
+    (``q = j - (v*dw - 1)/2``): a vector of even and one of odd columns are summed from
+    shifted loads of the ``gy`` rows involved, then interleaved into 2 vectors of the
+    padded row (in a row buffer, whose valid part is copied to ``gx``). Each task copies
+    its planes' ``gy`` into a buffer with ``gpad`` zeros before each row (and enough
+    after) so no load leaves it. gy (P, H_out, W_out); w (C, kh*kw); gx (P, H, W).
+    """
+    planes, oh, ow = gy.shape
+    h, wd = gx.shape[1], gx.shape[2]
+    n_ch = w.shape[0]
+    L = lanes(gy)
+    n_j = (left + wd + 1) // 2  # even/odd column pairs of the padded row that hold gx
+    nb = (n_j + L - 1) // L
+    gw_row = gpad + nb * L + L
+    gflat, xflat = gy.ravel(), gx.ravel()
+    for t in prange((planes + per_task - 1) // per_task):
+        gbuf = np.zeros(oh * gw_row + L, gy.dtype)
+        row = np.empty(2 * nb * L, gy.dtype)
+        for pl in range(t * per_task, min(planes, (t + 1) * per_task)):
+            c = pl % n_ch
+            for r in range(oh):
+                _copy(gbuf, r * gw_row + gpad, gflat, (pl * oh + r) * ow, ow)
+            for ih in range(h):
+                rho = ih + top
+                for jb in range(nb):
+                    j0 = jb * L
+                    ev = vzero(gy)
+                    od = ev
+                    for u in range(kh):
+                        d = rho - u * dh
+                        if d < 0 or d % sh != 0 or d // sh >= oh:
+                            continue
+                        at = (d // sh) * gw_row + gpad + j0
+                        for v in range(kw):
+                            e = vsplat(gy, w[c, u * kw + v])
+                            vd = v * dw
+                            if vd % 2 == 0:
+                                ev = vfma(e, vload(gbuf, at - vd // 2), ev)
+                            else:
+                                od = vfma(e, vload(gbuf, at - (vd - 1) // 2), od)
+                    vstore(row, 2 * j0, vziplo(ev, od))
+                    vstore(row, 2 * j0 + L, vziphi(ev, od))
+                _copy(xflat, (pl * h + ih) * wd, row, left, wd)
