@@ -103,8 +103,8 @@ def connect(scheduler: str | None = None, workers: int | None = None,
                                     "pass e.g. --workers 2", f"workers={workers!r}"))
     threads = max(1, cores() // workers)
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR,
-                           env=worker_env(threads))
+                           host="127.0.0.1", dashboard_address="127.0.0.1:0",  # any free port
+                           silence_logs=logging.ERROR, env=worker_env(threads))
     return Client(cluster), cluster
 
 

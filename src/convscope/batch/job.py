@@ -197,6 +197,7 @@ def run_job(runner: Runner, source: PathSource, out: str | None = None, *,
                 on_chunk(i, rows)
     finally:
         bar.close()
+        results.close()  # stops the decoding threads or cancels the cluster's tasks now
     if parts is not None:
         errors = parts.join(n_chunks)
     return Summary(count, errors, time.perf_counter() - start, out, resumed)
