@@ -142,6 +142,12 @@ class NodeReader:
             want = shape if shape is not None else f"{ndim}-D"
             raise self.node_fail(k, node, f"its {role} {name!r} has the wrong shape",
                                  "export the model again", f"expected {want}, received {arr.shape}")
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:  # inf times a zero of padding is NaN, which runtimes treat differently
+            raise self.node_fail(k, node, f"its {role} {name!r} holds {bad} values that are "
+                                 "not finite numbers (inf or NaN): the model is damaged",
+                                 "export the model again from its trained weights",
+                                 f"{bad} of {arr.size} values")
         return arr.copy()
 
     def ints(self, k: int, node: Any, i: int, role: str) -> list[int] | None:
