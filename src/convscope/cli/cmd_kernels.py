@@ -43,5 +43,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     shape = parse_volume(args.input) if args.input else None
     rgb = kernel_grid(model, args.layer, input_shape=shape)
-    write_png(args.out, rgb, "one row per kernel, one tile per input channel")
+    write_png(args.out, rgb, "each kernel as one tile per input channel")
     return 0

@@ -127,7 +127,8 @@ def kernel_picture(weight: np.ndarray, title: str | None = None,
         limit = symmetric_limit(w[k])
         if rgb:
             cells.append(to_rgb(0.5 + 0.5 * w[k] / (limit or 1.0)))
-            labels.append(names[k] if names is not None else f"kernel {k}")
+            labels.append(names[k] if names is not None else
+                          (f"kernel {k}" if shown_k <= 16 else f"k{k}"))
             limits.append(None)
         for c in range(shown_d):
             cells.append(w[k, c])
@@ -144,7 +145,12 @@ def kernel_picture(weight: np.ndarray, title: str | None = None,
     text += (". One row per kernel: " + ("a colour view (grey = 0), then " if rgb else "")
              + "one slice per input channel, on the kernel's own scale.")
     size = (72 if max(w.shape[2:]) <= 7 else 96) if shown_k <= 16 else 36
-    return grid(cells, labels, cols=shown_d + rgb, cell=size, title=text, vmax=limits)
+    per_kernel = shown_d + rgb
+    side_by_side = 1 if shown_k <= 16 else max(1, 12 // per_kernel)  # many small kernels:
+    if side_by_side > 1:                                               # several to a row
+        text = text.replace("One row per kernel", f"{side_by_side} kernels to a row")
+    return grid(cells, labels, cols=per_kernel * side_by_side, cell=size, title=text,
+                vmax=limits)
 
 
 def _depthwise_picture(w: np.ndarray, title: str | None, limit: int,
