@@ -1,10 +1,10 @@
 """Element-wise loops and batch norm's per-plane passes (wrappers: ``kernels/elementwise.py``).
 
 Every parallel loop hands out tasks that write outputs of their own: runs of ``RUN`` values
-of flat arrays, or ``(N * C)`` planes of ``(N * C, H * W)`` arrays with one coefficient per
-channel (``p % C``). The work of a task is a call of a ``_run`` helper on 1-D slices:
-written inline in the ``prange`` body the loops are not vectorised (measured ~10x slower,
-see :func:`._jit.pool.relu`).
+of flat arrays, or blocks of whole planes of ``(N * C, H * W)`` arrays with one coefficient
+per channel (``p % C``). The work of a task is a call of the loop's ``*_serial`` form on
+slices: written inline in the ``prange`` body the loops are not vectorised (measured ~10x
+slower, see :func:`._jit.pool.relu`).
 
 Sums (batch norm's statistics and gradient sums) are per plane, in float64, in a fixed
 order given by the compiled code; the wrapper adds the planes of a channel in image order.
@@ -27,9 +27,13 @@ _SUMS = dict(_OPTS, fastmath={"reassoc"})
 RUN = 8192  # values per task of the flat loops (must match ``kernels.elementwise.RUN``)
 
 
-# --------------------------------------------------------------------------- runs on slices
+# --------------------------------------------------------------------------- serial loops
+# ``X_serial`` is the parallel loop ``X``'s task: called on slices by ``X``, and on the
+# whole arrays by the wrappers for work too small for two threads (no parallel runtime to
+# enter: ~2 us a call instead of ~10). Plane loops' serial forms take the first plane's
+# number ``p0`` where the parallel ones take ``block``. Same arithmetic either way.
 @njit(**_OPTS)
-def _add_run(a, b, y):
+def add_serial(a, b, y):
     for i in range(y.size):
         y[i] = a[i] + b[i]
 
@@ -41,20 +45,14 @@ def _add_scalar_run(a, s, y):
 
 
 @njit(**_OPTS)
-def _add_relu_run(a, b, zero, y):
+def add_relu_serial(a, b, zero, y):
     for i in range(y.size):
         v = a[i] + b[i]
         y[i] = zero if v <= zero else v
 
 
 @njit(**_OPTS)
-def _add_relu_grad_run(g, y, zero, gx):
-    for i in range(y.size):
-        gx[i] = zero if y[i] <= zero else g[i]
-
-
-@njit(**_OPTS)
-def _hardtanh_run(x, lo, hi, y):
+def hardtanh_serial(x, lo, hi, y):
     for i in range(y.size):
         v = x[i]
         v = lo if v <= lo else v  # as np.maximum: the bound when equal (its sign of zero)
@@ -62,27 +60,27 @@ def _hardtanh_run(x, lo, hi, y):
 
 
 @njit(**_OPTS)
-def _hardtanh_grad_run(g, x, lo, hi, zero, gx):
+def hardtanh_grad_serial(g, x, lo, hi, zero, gx):
     for i in range(x.size):
         v = x[i]
         gx[i] = g[i] if (v > lo) & (v < hi) else zero
 
 
 @njit(**_OPTS)
-def _leaky_run(x, a, y):
+def leaky_relu_serial(x, a, y):
     for i in range(y.size):
         v = x[i]
         y[i] = v if v > 0 else v * a
 
 
 @njit(**_OPTS)
-def _leaky_grad_run(g, x, a, gx):
+def leaky_relu_grad_serial(g, x, a, gx):
     for i in range(x.size):
         gx[i] = g[i] if x[i] > 0 else g[i] * a
 
 
 @njit(**_OPTS)
-def _hardswish_run(x, three, zero, six, y):
+def hardswish_serial(x, three, zero, six, y):
     for i in range(y.size):
         v = x[i]
         t = v + three
@@ -92,7 +90,7 @@ def _hardswish_run(x, three, zero, six, y):
 
 
 @njit(**_OPTS)
-def _hardswish_grad_run(g, x, three, half, zero, gx):
+def hardswish_grad_serial(g, x, three, half, zero, gx):
     for i in range(x.size):
         v = x[i]
         if v <= -three:
@@ -104,7 +102,7 @@ def _hardswish_grad_run(g, x, three, half, zero, gx):
 
 
 @njit(**_OPTS)
-def _hardsigmoid_run(x, three, zero, six, y):
+def hardsigmoid_serial(x, three, zero, six, y):
     for i in range(y.size):
         t = x[i] + three
         t = zero if t <= zero else t
@@ -113,20 +111,20 @@ def _hardsigmoid_run(x, three, zero, six, y):
 
 
 @njit(**_OPTS)
-def _hardsigmoid_grad_run(g, x, three, six, zero, gx):
+def hardsigmoid_grad_serial(g, x, three, six, zero, gx):
     for i in range(x.size):
         v = x[i]
         gx[i] = g[i] / six if (v > -three) & (v < three) else zero
 
 
 @njit(**_OPTS)
-def _sigmoid_tail_run(e, one, y):
+def sigmoid_tail_serial(e, one, y):
     for i in range(y.size):
         y[i] = one / (one + e[i])
 
 
 @njit(**_OPTS)
-def _sigmoid_grad_run(g, y, one, gx):
+def sigmoid_grad_serial(g, y, one, gx):
     for i in range(y.size):
         v = y[i]
         gx[i] = g[i] * (one - v) * v
@@ -181,7 +179,7 @@ def add(a, b, y):
     n = y.size
     for t in prange((n + RUN - 1) // RUN):
         lo, hi = t * RUN, min(n, (t + 1) * RUN)
-        _add_run(a[lo:hi], b[lo:hi], y[lo:hi])
+        add_serial(a[lo:hi], b[lo:hi], y[lo:hi])
 
 
 @njit(parallel=True, **_OPTS)
@@ -190,16 +188,7 @@ def add_relu(a, b, zero, y):
     n = y.size
     for t in prange((n + RUN - 1) // RUN):
         lo, hi = t * RUN, min(n, (t + 1) * RUN)
-        _add_relu_run(a[lo:hi], b[lo:hi], zero, y[lo:hi])
-
-
-@njit(parallel=True, **_OPTS)
-def relu_mask_grad(g, y, zero, gx):
-    """``gx = 0 where y <= 0 else g`` (the gradient of a ReLU read from its output)."""
-    n = y.size
-    for t in prange((n + RUN - 1) // RUN):
-        lo, hi = t * RUN, min(n, (t + 1) * RUN)
-        _add_relu_grad_run(g[lo:hi], y[lo:hi], zero, gx[lo:hi])
+        add_relu_serial(a[lo:hi], b[lo:hi], zero, y[lo:hi])
 
 
 @njit(parallel=True, **_OPTS)
@@ -207,7 +196,7 @@ def hardtanh(x, lo_value, hi_value, y):
     n = y.size
     for t in prange((n + RUN - 1) // RUN):
         lo, hi = t * RUN, min(n, (t + 1) * RUN)
-        _hardtanh_run(x[lo:hi], lo_value, hi_value, y[lo:hi])
+        hardtanh_serial(x[lo:hi], lo_value, hi_value, y[lo:hi])
 
 
 @njit(parallel=True, **_OPTS)
@@ -215,7 +204,7 @@ def hardtanh_grad(g, x, lo_value, hi_value, zero, gx):
     n = x.size
     for t in prange((n + RUN - 1) // RUN):
         lo, hi = t * RUN, min(n, (t + 1) * RUN)
-        _hardtanh_grad_run(g[lo:hi], x[lo:hi], lo_value, hi_value, zero, gx[lo:hi])
+        hardtanh_grad_serial(g[lo:hi], x[lo:hi], lo_value, hi_value, zero, gx[lo:hi])
 
 
 @njit(parallel=True, **_OPTS)
@@ -223,7 +212,7 @@ def leaky_relu(x, a, y):
     n = y.size
     for t in prange((n + RUN - 1) // RUN):
         lo, hi = t * RUN, min(n, (t + 1) * RUN)
-        _leaky_run(x[lo:hi], a, y[lo:hi])
+        leaky_relu_serial(x[lo:hi], a, y[lo:hi])
 
 
 @njit(parallel=True, **_OPTS)
@@ -231,7 +220,7 @@ def leaky_relu_grad(g, x, a, gx):
     n = x.size
     for t in prange((n + RUN - 1) // RUN):
         lo, hi = t * RUN, min(n, (t + 1) * RUN)
-        _leaky_grad_run(g[lo:hi], x[lo:hi], a, gx[lo:hi])
+        leaky_relu_grad_serial(g[lo:hi], x[lo:hi], a, gx[lo:hi])
 
 
 @njit(parallel=True, **_OPTS)
@@ -239,7 +228,7 @@ def hardswish(x, three, zero, six, y):
     n = y.size
     for t in prange((n + RUN - 1) // RUN):
         lo, hi = t * RUN, min(n, (t + 1) * RUN)
-        _hardswish_run(x[lo:hi], three, zero, six, y[lo:hi])
+        hardswish_serial(x[lo:hi], three, zero, six, y[lo:hi])
 
 
 @njit(parallel=True, **_OPTS)
@@ -247,7 +236,7 @@ def hardswish_grad(g, x, three, half, zero, gx):
     n = x.size
     for t in prange((n + RUN - 1) // RUN):
         lo, hi = t * RUN, min(n, (t + 1) * RUN)
-        _hardswish_grad_run(g[lo:hi], x[lo:hi], three, half, zero, gx[lo:hi])
+        hardswish_grad_serial(g[lo:hi], x[lo:hi], three, half, zero, gx[lo:hi])
 
 
 @njit(parallel=True, **_OPTS)
@@ -255,7 +244,7 @@ def hardsigmoid(x, three, zero, six, y):
     n = y.size
     for t in prange((n + RUN - 1) // RUN):
         lo, hi = t * RUN, min(n, (t + 1) * RUN)
-        _hardsigmoid_run(x[lo:hi], three, zero, six, y[lo:hi])
+        hardsigmoid_serial(x[lo:hi], three, zero, six, y[lo:hi])
 
 
 @njit(parallel=True, **_OPTS)
@@ -263,7 +252,7 @@ def hardsigmoid_grad(g, x, three, six, zero, gx):
     n = x.size
     for t in prange((n + RUN - 1) // RUN):
         lo, hi = t * RUN, min(n, (t + 1) * RUN)
-        _hardsigmoid_grad_run(g[lo:hi], x[lo:hi], three, six, zero, gx[lo:hi])
+        hardsigmoid_grad_serial(g[lo:hi], x[lo:hi], three, six, zero, gx[lo:hi])
 
 
 @njit(parallel=True, **_OPTS)
@@ -272,7 +261,7 @@ def sigmoid_tail(e, one, y):
     n = y.size
     for t in prange((n + RUN - 1) // RUN):
         lo, hi = t * RUN, min(n, (t + 1) * RUN)
-        _sigmoid_tail_run(e[lo:hi], one, y[lo:hi])
+        sigmoid_tail_serial(e[lo:hi], one, y[lo:hi])
 
 
 @njit(parallel=True, **_OPTS)
@@ -280,54 +269,104 @@ def sigmoid_grad(g, y, one, gx):
     n = y.size
     for t in prange((n + RUN - 1) // RUN):
         lo, hi = t * RUN, min(n, (t + 1) * RUN)
-        _sigmoid_grad_run(g[lo:hi], y[lo:hi], one, gx[lo:hi])
+        sigmoid_grad_serial(g[lo:hi], y[lo:hi], one, gx[lo:hi])
 
 
 # --------------------------------------------------------------------------- plane loops
-@njit(parallel=True, **_OPTS)
-def add_channel(a, b, y):
-    """``y[p] = a[p] + b[p % C]`` on ``(N * C, H * W)`` planes, ``b`` of shape (C,)."""
+# ``x`` is (N * C, H * W); a task takes ``block`` whole planes (about RUN values), so small
+# planes (ResNet's 7 x 7, 2 x 2 at the end) do not cost a task each.
+@njit(**_OPTS)
+def add_channel_serial(p0, a, b, y):
     c = b.size
-    for p in prange(a.shape[0]):
-        _add_scalar_run(a[p], b[p % c], y[p])
+    for r in range(a.shape[0]):
+        _add_scalar_run(a[r], b[(p0 + r) % c], y[r])
 
 
 @njit(parallel=True, **_OPTS)
-def plane_sums(x, shift, s1, s2):
+def add_channel(block, a, b, y):
+    """``y[p] = a[p] + b[p % C]`` on ``(N * C, H * W)`` planes, ``b`` of shape (C,)."""
+    n = a.shape[0]
+    for t in prange((n + block - 1) // block):
+        lo, hi = t * block, min(n, (t + 1) * block)
+        add_channel_serial(lo, a[lo:hi], b, y[lo:hi])
+
+
+@njit(**_OPTS)
+def plane_sums_serial(p0, x, shift, s1, s2):
+    for r in range(x.shape[0]):
+        s1[r], s2[r] = _shifted_sums(x[r], shift[r])
+
+
+@njit(parallel=True, **_OPTS)
+def plane_sums(block, x, shift, s1, s2):
     """Per plane ``p``: ``s1[p] = sum(x[p] - shift[p])``, ``s2[p]`` the sum of squares."""
-    for p in prange(x.shape[0]):
-        s1[p], s2[p] = _shifted_sums(x[p], shift[p])
+    n = x.shape[0]
+    for t in prange((n + block - 1) // block):
+        lo, hi = t * block, min(n, (t + 1) * block)
+        plane_sums_serial(lo, x[lo:hi], shift[lo:hi], s1[lo:hi], s2[lo:hi])
+
+
+@njit(**_OPTS)
+def plane_grad_sums_serial(p0, g, x, mean, sg, sgd):
+    c = mean.size
+    for r in range(x.shape[0]):
+        sg[r], sgd[r] = _grad_sums(g[r], x[r], mean[(p0 + r) % c])
 
 
 @njit(parallel=True, **_OPTS)
-def plane_grad_sums(g, x, mean, sg, sgd):
+def plane_grad_sums(block, g, x, mean, sg, sgd):
     """Per plane: ``sg[p] = sum(g[p])``, ``sgd[p] = sum(g[p] * (x[p] - mean[p % C]))``."""
+    n = x.shape[0]
+    for t in prange((n + block - 1) // block):
+        lo, hi = t * block, min(n, (t + 1) * block)
+        plane_grad_sums_serial(lo, g[lo:hi], x[lo:hi], mean, sg[lo:hi], sgd[lo:hi])
+
+
+@njit(**_OPTS)
+def normalize_serial(p0, x, mean, scale, bias, y):
     c = mean.size
-    for p in prange(x.shape[0]):
-        sg[p], sgd[p] = _grad_sums(g[p], x[p], mean[p % c])
+    for r in range(x.shape[0]):
+        q = (p0 + r) % c
+        _normalize_run(x[r], mean[q], scale[q], bias[q], y[r])
 
 
 @njit(parallel=True, **_OPTS)
-def normalize(x, mean, scale, bias, y):
+def normalize(block, x, mean, scale, bias, y):
     """``y[p] = (x[p] - mean[q]) * scale[q] + bias[q]`` with ``q = p % C``."""
-    c = mean.size
-    for p in prange(x.shape[0]):
-        q = p % c
-        _normalize_run(x[p], mean[q], scale[q], bias[q], y[p])
+    n = x.shape[0]
+    for t in prange((n + block - 1) // block):
+        lo, hi = t * block, min(n, (t + 1) * block)
+        normalize_serial(lo, x[lo:hi], mean, scale, bias, y[lo:hi])
 
 
-@njit(parallel=True, **_OPTS)
-def scale_channels(x, scale, y):
-    """``y[p] = x[p] * scale[p % C]``."""
+@njit(**_OPTS)
+def scale_channels_serial(p0, x, scale, y):
     c = scale.size
-    for p in prange(x.shape[0]):
-        _scale_run(x[p], scale[p % c], y[p])
+    for r in range(x.shape[0]):
+        _scale_run(x[r], scale[(p0 + r) % c], y[r])
 
 
 @njit(parallel=True, **_OPTS)
-def batch_norm_grad(g, x, mean, k, gmean, a, gx):
-    """``gx[p] = (g[p] - gmean[q] - (x[p] - mean[q]) * k[q]) * a[q]``, ``q = p % C``."""
+def scale_channels(block, x, scale, y):
+    """``y[p] = x[p] * scale[p % C]``."""
+    n = x.shape[0]
+    for t in prange((n + block - 1) // block):
+        lo, hi = t * block, min(n, (t + 1) * block)
+        scale_channels_serial(lo, x[lo:hi], scale, y[lo:hi])
+
+
+@njit(**_OPTS)
+def batch_norm_grad_serial(p0, g, x, mean, k, gmean, a, gx):
     c = mean.size
-    for p in prange(x.shape[0]):
-        q = p % c
-        _bn_grad_run(g[p], x[p], mean[q], k[q], gmean[q], a[q], gx[p])
+    for r in range(x.shape[0]):
+        q = (p0 + r) % c
+        _bn_grad_run(g[r], x[r], mean[q], k[q], gmean[q], a[q], gx[r])
+
+
+@njit(parallel=True, **_OPTS)
+def batch_norm_grad(block, g, x, mean, k, gmean, a, gx):
+    """``gx[p] = (g[p] - gmean[q] - (x[p] - mean[q]) * k[q]) * a[q]``, ``q = p % C``."""
+    n = x.shape[0]
+    for t in prange((n + block - 1) // block):
+        lo, hi = t * block, min(n, (t + 1) * block)
+        batch_norm_grad_serial(lo, g[lo:hi], x[lo:hi], mean, k, gmean, a, gx[lo:hi])
