@@ -142,11 +142,34 @@ def _runner(payload: bytes, digest: str, spec: dict[str, Any]) -> Runner:
                 model = load_model(path)
             runner = Runner(model, spec["task"], top=spec["top"] or 1, layer=spec["layer"],
                             input_shape=tuple(spec["input"]))
+            runner.lock = _KernelLock()
             loads += 1
             while len(_RUNNERS) >= 4:
                 _RUNNERS.pop(next(iter(_RUNNERS)))
             _RUNNERS[key] = runner
     return runner
+
+
+class _KernelLock:
+    """Taken around the model by a worker's tasks when Numba's threading layer cannot run
+    two parallel kernels at once (``workqueue``; ``omp`` and ``tbb`` can)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.mine = threading.local()  # whether this thread holds the lock
+
+    def __enter__(self) -> None:
+        import numba
+
+        try:
+            safe = numba.threading_layer() in ("omp", "tbb")
+        except ValueError:  # no parallel kernel has run yet in this process
+            safe = False
+        self.mine.held = not safe and self.lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.mine.held:
+            self.lock.release()
 
 
 def _threads(plan: dict[str, int]) -> int:

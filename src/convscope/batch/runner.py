@@ -17,6 +17,7 @@ a node named ``name#k``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -161,6 +162,7 @@ class Runner:
                                         "use 'predict' or 'features'"))
         self.model = resolve_model(model, where).eval()
         self.task, self.top, self.where = task, top, where
+        self.lock: Any = contextlib.nullcontext()  # Dask workers may share one model
         shape = input_shape if input_shape is not None else getattr(self.model, "input_shape",
                                                                      None)
         if shape is None:
@@ -266,7 +268,7 @@ class Runner:
         from ..graph.module import run_graph
         from ..tensor import no_grad
 
-        with no_grad():
+        with self.lock, no_grad():
             if self.task == "predict":
                 return F.softmax(self.model(batch), dim=1).numpy()
             if self.prefix is not None:

@@ -18,11 +18,12 @@ examples:
   convscope features resnet18 photos/ --layer layer4 --input 64x64x3 --out emb.parquet
   convscope features MODEL photos/ --layer avgpool --out emb.parquet --workers 2
 
-MODEL may be a zoo name (resnet18, mobilenet_v2, tiny_vgg, ...: seeded random weights).
-The columns are path, f0, f1, ... (the layer's output flattened, channels first), error.
-
-exit status: 0 all rows good; 3 completed, some rows are errors; 2 a mistake found
-before any work started."""
+"""
+EPILOG += ("MODEL may be a zoo name (resnet18, mobilenet_v2, tiny_vgg, ...: seeded random "
+           "weights). The columns are path, f0, f1, ... (the layer's output flattened, channels "
+           "first), error.\n\n")
+EPILOG += ("exit status: 0 all rows good; 3 completed, some rows are errors (their error column "
+           "says why); 2 a mistake found before any work started.")
 
 
 def register(subparsers: Any) -> None:

@@ -24,8 +24,9 @@ examples:
   convscope predict runs/mine photos/ --out preds.csv --scheduler tcp://host:8786
   convscope predict runs/mine photos/ --out preds.csv --resume  # after an interruption
 
-exit status: 0 all rows good; 3 completed, some rows are errors (see their error column);
-2 a mistake found before any work started."""
+"""
+EPILOG += ("exit status: 0 all rows good; 3 completed, some rows are errors (their error column "
+           "says why); 2 a mistake found before any work started.")
 
 PATHS_HELP = ("images: a folder (searched recursively), a glob pattern (quote it), a .txt file "
               "listing paths (relative to its folder), or image files")
