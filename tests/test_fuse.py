@@ -136,3 +136,22 @@ def test_compile_opts_a_model_in_and_training_is_untouched():
     out = model(x)
     out.sum().backward()
     assert model.conv1.weight.grad is not None and "_fused_plans" not in model.__dict__
+
+
+def test_a_hook_on_a_container_sees_its_call():
+    model = _stats(cs.models.resnet18(num_classes=3, seed=0)).eval()
+    seen = []
+    model.layer4.register_forward_hook(lambda m, a, out: seen.append(out.shape))
+    with cs.no_grad():
+        model(np.zeros((2, 3, 32, 32), np.float32))
+    assert seen == [(2, 512, 1, 1)]
+
+
+def test_sequential_hooks_on_a_pool_or_conv_after_a_conv_relu_pair_fire():
+    model = cs.parse("16x16x3 | conv(4, 3, padding=1) | relu | maxpool(2) | conv(4, 3, padding=1)"
+                     " | relu | conv(2, 3, padding=1)")
+    seen = []
+    for k in (2, 5):
+        model[k].register_forward_hook(lambda m, a, out, k=k: seen.append(k))
+    model(np.ones((1, 3, 16, 16), np.float32))
+    assert seen == [2, 5]

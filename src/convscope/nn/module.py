@@ -465,7 +465,7 @@ class Sequential(Module):
         relu_input = [False] * n  # its input is a pair's output, which only it reads
         for i in range(n - 2):
             nxt = layers[i + 2]
-            if pair[i] and (type(nxt) is MaxPool2d
+            if pair[i] and plain[i + 2] and (type(nxt) is MaxPool2d
                             or (type(nxt) is Conv2d and nxt.padding_mode == "zeros")):
                 relu_input[i + 2] = True
         prev: Module | None = None
