@@ -425,6 +425,22 @@ _AS_PYTHON = textwrap.dedent("""
             for got, want in pairs:
                 assert got.dtype == dtype
                 np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    # Winograd F(2x2, 3x3): an odd output (a last tile half outside), forward with ReLU,
+    # the input gradient through a ReLU's rule
+    for dtype in (np.float64, np.float32):
+        x = rng.uniform(-1, 1, (1, 2, 5, 6)).astype(dtype)
+        wt = rng.uniform(-1, 1, (3, 2, 3, 3)).astype(dtype)
+        b = rng.uniform(-1, 1, 3).astype(dtype)
+        geo = ((1, 1), ((1, 0), (1, 1)), (1, 1), 1)
+        y = fast.conv2d_relu(x, wt, b, *geo, algo="winograd")
+        gy = rng.uniform(-1, 1, y.shape).astype(dtype)
+        xr = np.maximum(x, 0)
+        gx = fast.conv2d_grads(gy, xr, wt, (True, False, False), *geo, algo="winograd",
+                               input_mask=True)[0]
+        np.testing.assert_allclose(y, ref.conv2d_relu(x, wt, b, *geo), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            gx, ref.relu_grad(ref.conv2d_grad_input(gy, wt, (5, 6), *geo), xr), rtol=1e-4,
+            atol=1e-5)
     # depthwise with column stride 2 (even/odd column planes, the interleaving gradient)
     for dtype in (np.float64, np.float32):
         x = rng.uniform(-1, 1, (1, 2, 5, 19)).astype(dtype)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import shapes
-from . import depthwise, direct, gemm, loops, panel, phases
+from . import depthwise, direct, gemm, loops, panel, phases, winograd
 from .gemm import _col2im, _pad_const, _steps, _windows
 
 __all__ = [
@@ -48,7 +48,7 @@ __all__ = [
     "pad2d_grad",
 ]
 
-ALGORITHMS = ("direct", "panel", "depthwise", "phases", "gemm")
+ALGORITHMS = ("direct", "winograd", "panel", "depthwise", "phases", "gemm")
 _NUMPY_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
@@ -110,6 +110,11 @@ def conv2d(x, w, b, stride, padding, dilation, groups, algo=None):
     """
     algo = _check(algo or choose("forward", stride, dilation, groups, x.shape, w.shape), stride,
                   dilation)
+    if algo == "winograd" and winograd.supports(stride, dilation, groups, w.shape):
+        y = winograd.conv2d(x, w, b, padding)  # None: x or w not all finite
+        if y is not None:
+            return y
+        algo = "direct"
     if algo == "direct":
         return direct.conv2d(x, w.astype(x.dtype, copy=False), b, padding, dilation, groups)
     if algo == "panel":
@@ -144,6 +149,11 @@ def conv2d_grad_input(gy, w, input_hw, stride, padding, dilation, groups, algo=N
     x_shape = (gy.shape[0], w.shape[1] * groups, *input_hw)
     algo = _check(algo or choose("grad_input", stride, dilation, groups, x_shape, w.shape),
                   stride, dilation)
+    if algo == "winograd" and winograd.supports(stride, dilation, groups, w.shape):
+        gx = winograd.conv2d_grad_input(gy, w.astype(gy.dtype, copy=False), input_hw, padding)
+        if gx is not None:
+            return gx
+        algo = "direct"
     if algo == "direct":
         w = w.astype(gy.dtype, copy=False)
         return direct.conv2d_grad_input(gy, w, tuple(input_hw), padding, dilation, groups)
@@ -211,9 +221,17 @@ def conv2d_relu(x, w, b, stride, padding, dilation, groups, algo=None):
     """``relu(conv2d(x, w, b, ...))`` in one pass (see :func:`conv2d` for the arguments)."""
     algo = _check(algo or choose("forward", stride, dilation, groups, x.shape, w.shape), stride,
                   dilation)
+    if algo == "winograd" and winograd.supports(stride, dilation, groups, w.shape):
+        y = winograd.conv2d(x, w, b, padding, relu=True)
+        if y is not None:
+            return y
+        algo = "direct"
     if algo == "direct":
         return direct.conv2d(x, w.astype(x.dtype, copy=False), b, padding, dilation, groups,
                              relu=True)
+    if algo == "panel":
+        return panel.conv2d(x, w.astype(x.dtype, copy=False), b, stride, padding, dilation,
+                            groups, relu=True)
     y = conv2d(x, w, b, stride, padding, dilation, groups, algo)  # a new array: ours to change
     return loops.relu(y, out=y if y.flags.writeable else None)
 
@@ -287,11 +305,15 @@ def conv2d_grads(gy, x, w, need, stride, padding, dilation, groups, algo=None, m
         done = gw, (g.sum(axis=(0, 2, 3)) if need[2] else None)
     gw, gb = done if done is not None else (None, None)
     gx = None
+    if need[0] and algo_x == "winograd" and winograd.supports(stride, dilation, groups, w.shape):
+        gx = winograd.conv2d_grad_input(gy, w.astype(gy.dtype, copy=False), x.shape[2:],
+                                        padding, out_mask=x if input_mask else None)
+        fused_x = gx is None  # None: not all finite; gy is already masked
     if need[0] and fused_x:
         gx = direct.conv2d_grad_input(gy, w.astype(gy.dtype, copy=False), tuple(x.shape[2:]),
                                       padding, dilation, groups, mask=mask,
                                       out_mask=x if input_mask else None)
-    elif need[0]:
+    elif need[0] and gx is None:
         gx = conv2d_grad_input(gy, w, x.shape[2:], *args, algo=algo_x)
         if input_mask:
             gx = loops.relu_grad(gx, np.ascontiguousarray(x, dtype=gx.dtype))
