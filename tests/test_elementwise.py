@@ -325,7 +325,7 @@ def test_running_statistics_update_as_pytorch_formula():
 
 def test_tensor_add_uses_the_kernel_and_keeps_gradients():
     rng = np.random.default_rng(6)
-    a = rng.standard_normal((2, 8, 192, 192)).astype(np.float32)  # above SERIAL
+    a = rng.standard_normal((2, 8, 256, 256)).astype(np.float32)  # SERIAL: 2 threads
     b = rng.standard_normal(a.shape).astype(np.float32)
     bias = rng.standard_normal((1, 8, 1, 1)).astype(np.float32)
     ta, tb = cs.tensor(a, requires_grad=True), cs.tensor(bias, requires_grad=True)
@@ -334,7 +334,7 @@ def test_tensor_add_uses_the_kernel_and_keeps_gradients():
     same_bits(y.numpy(), a + bias)
     y.backward(np.ones_like(a))
     assert tb.grad.shape == (1, 8, 1, 1)
-    np.testing.assert_allclose(tb.grad.numpy().ravel(), np.full(8, 2 * 192 * 192))
+    np.testing.assert_allclose(tb.grad.numpy().ravel(), np.full(8, 2 * 256 * 256))
 
 
 def test_compiled_bodies_as_plain_python():
