@@ -78,11 +78,11 @@ def conv_act(input: Any, weight: Any, bias: Any, stride: Any, padding: Any, dila
 @traced("add_relu", key="fused.add_relu")
 def add_relu(input: Any, other: Any) -> Tensor:
     """``relu(a + b)`` in one pass over memory (ResNet's block output)."""
+    from ..kernels import elementwise
+
     a = input.data if isinstance(input, Tensor) else np.asarray(input)
     b = other.data if isinstance(other, Tensor) else np.asarray(other)
-    y = np.add(a, b)
-    np.maximum(y, 0, out=y)
-    return Tensor._wrap(y)
+    return Tensor._wrap(elementwise.add_relu(np.ascontiguousarray(a), np.ascontiguousarray(b)))
 
 
 def _padding(p: Any) -> Any:
