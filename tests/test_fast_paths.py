@@ -148,12 +148,31 @@ def test_each_algorithm_matches_reference(algo, case, dtype):
         assert_within_bound(g, e, m, k, u, factor, what=f"{algo} {case} {name}")
 
 
-def test_choose_direct_for_stride_1_phases_for_strides_gemm_for_the_rest():
-    assert fast.choose("forward", (1, 1), (2, 2), 4, (1, 4, 8, 8), (4, 1, 3, 3)) == "depthwise"
-    assert fast.choose("grad_weight", (2, 1), (1, 1), 1, (1, 4, 8, 8), (4, 4, 3, 3)) == "phases"
-    assert fast.choose("forward", (2, 2), (2, 1), 1, (1, 4, 8, 8), (4, 4, 3, 3)) == "gemm"
-    assert fast.choose("forward", (2, 2), (1, 1), 4, (1, 4, 8, 8), (4, 1, 3, 3)) == "depthwise"
-    assert fast.choose("grad_input", (2, 1), (1, 1), 4, (1, 4, 8, 8), (4, 1, 3, 3)) == "gemm"
+@pytest.mark.parametrize(("op", "stride", "dilation", "groups", "x_shape", "w_shape", "want"), [
+    # one kernel per channel: its own loops where they take the stride, else gemm
+    ("forward", (1, 1), (2, 2), 4, (1, 4, 8, 8), (4, 1, 3, 3), "depthwise"),
+    ("forward", (2, 2), (1, 1), 4, (1, 4, 8, 8), (4, 1, 3, 3), "depthwise"),
+    ("grad_input", (2, 1), (1, 1), 4, (1, 4, 8, 8), (4, 1, 3, 3), "gemm"),
+    # 3x3 stride 1 with many channels on a large enough plane: Winograd, not for grad_weight
+    ("forward", (1, 1), (1, 1), 1, (8, 64, 56, 56), (64, 64, 3, 3), "winograd"),
+    ("grad_input", (1, 1), (1, 1), 1, (8, 256, 14, 14), (256, 256, 3, 3), "winograd"),
+    ("grad_weight", (1, 1), (1, 1), 1, (8, 64, 56, 56), (64, 64, 3, 3), "direct"),
+    ("forward", (1, 1), (2, 2), 1, (8, 64, 56, 56), (64, 64, 3, 3), "direct"),
+    # small planes with many channels, and 1x1 kernels: the blocked product
+    ("forward", (1, 1), (1, 1), 1, (8, 512, 7, 7), (512, 512, 3, 3), "panel"),
+    ("grad_weight", (1, 1), (1, 1), 1, (8, 256, 14, 14), (256, 256, 3, 3), "panel"),
+    ("forward", (1, 1), (1, 1), 1, (8, 24, 56, 56), (144, 24, 1, 1), "panel"),
+    ("grad_input", (1, 1), (1, 1), 1, (8, 144, 56, 56), (24, 144, 1, 1), "direct"),
+    # few channels: the direct loop
+    ("forward", (1, 1), (1, 1), 1, (64, 3, 64, 64), (10, 3, 3, 3), "direct"),
+    ("grad_weight", (1, 1), (1, 1), 1, (64, 10, 62, 62), (10, 10, 3, 3), "direct"),
+    # strides: the blocked product; a stem's weight gradient by phases; stride + dilation
+    ("forward", (2, 2), (1, 1), 1, (8, 64, 56, 56), (128, 64, 3, 3), "panel"),
+    ("grad_weight", (2, 2), (1, 1), 1, (8, 3, 224, 224), (64, 3, 7, 7), "phases"),
+    ("grad_weight", (2, 2), (2, 1), 1, (8, 3, 224, 224), (64, 3, 7, 7), "panel"),
+])
+def test_choose(op, stride, dilation, groups, x_shape, w_shape, want):
+    assert fast.choose(op, stride, dilation, groups, x_shape, w_shape) == want
 
 
 def test_direct_refuses_a_stride_and_unknown_algorithms():
@@ -163,7 +182,10 @@ def test_direct_refuses_a_stride_and_unknown_algorithms():
     with pytest.raises(ValueError, match="dilation"):
         fast.conv2d(x, w, None, (2, 2), _pad(0, 0, 0, 0), (2, 1), 1, algo="phases")
     with pytest.raises(ValueError, match="unknown"):
-        fast.conv2d(x, w, None, (1, 1), _pad(0, 0, 0, 0), (1, 1), 1, algo="winograd")
+        fast.conv2d(x, w, None, (1, 1), _pad(0, 0, 0, 0), (1, 1), 1, algo="fft")
+    with pytest.raises(ValueError, match="one kernel per channel"):
+        fast.conv2d(x, np.ones((2, 1, 3, 3)), None, (1, 1), _pad(0, 0, 0, 0), (1, 1), 1,
+                    algo="depthwise")
 
 
 def test_direct_weight_gradient_with_nan_input_matches_reference():

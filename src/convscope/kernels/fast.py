@@ -1,19 +1,28 @@
 """Fast kernels: each convolution computed by the algorithm that suits its shape.
 
-Three algorithms, all exact (no Winograd or FFT approximations of the sums' rounding):
+The algorithms (:func:`choose` picks one per call and operation):
 
 ``"direct"`` (:mod:`.direct`, stride 1)
     Compiled loops (Numba, explicit 512-bit vectors) that keep a block of 4 kernels x 64
     output positions in registers, reading the padded input in place: no ``im2col`` copy.
+``"winograd"`` (:mod:`.winograd`, 3 x 3, stride 1, one group)
+    F(2x2, 3x3): 16 multiplications instead of 36 per 2 x 2 outputs, for a rounding
+    bound of its own (stated there); inputs with NaN or inf go to the direct loop.
+``"panel"`` (:mod:`.panel`, anything)
+    The matrix product ``W @ im2col(x)`` blocked for the caches in compiled loops: panels
+    of ``im2col`` packed in cache, positions running over the whole batch (small planes
+    fill the vectors), strides read only the cells they use.
+``"depthwise"`` (:mod:`.depthwise`, one kernel per channel, column stride 1 or 2)
+    Plane by plane in cache.
 ``"phases"`` (:mod:`.phases`, larger strides, dilation 1, not depthwise)
     The strided convolution as a stride-1 one of the input's phase images, on the direct
     loops (non-finite inputs go to gemm).
 ``"gemm"`` (:mod:`.gemm`, anything)
-    ``im2col`` + one BLAS matrix product per group.
+    ``im2col`` + one BLAS matrix product per group (the fallback).
 
-:func:`choose` picks one per call; every conv function takes ``algo=`` to force one (tests
-drive each path that way). Pooling (forward and gradient) and ReLU are compiled loops
-for large arrays (:mod:`.loops`), NumPy below; padding is NumPy views and reductions.
+Every conv function takes ``algo=`` to force one (tests drive each path that way).
+Pooling (forward and gradient) and ReLU are compiled loops for large arrays
+(:mod:`.loops`), NumPy below; padding is NumPy views and reductions.
 A convolution followed by a ReLU can run fused (:func:`conv2d_relu`).
 Small matrix products (:func:`matmul`, the linear layer) avoid BLAS's thread pool.
 
@@ -55,20 +64,47 @@ _NUMPY_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "
 # --------------------------------------------------------------------------- conv
 
 
+WINOGRAD_CHANNELS = 32  # Winograd when input and output channels are at least this many
+WINOGRAD_PLANE = 144  # and the output plane at least this large (12 x 12: tiles fill)
+DIRECT_PLANE = 400  # direct loop for planes at least this large (20 x 20), else panel
+DIRECT_PLANE_WGRAD = 784  # weight gradient: direct from 28 x 28 (reads gy in place)
+PANEL_CHANNELS = 16  # with fewer channels than this, stride 1 stays on the direct loop
+
+
 def choose(op, stride, dilation, groups, x_shape, w_shape):
-    """The algorithm for one convolution: ``"depthwise"`` for one kernel per channel
-    (strides its loops take), ``"direct"`` for stride 1, ``"phases"`` for larger strides
-    (dilation 1), else ``"gemm"``.
+    """The algorithm for one convolution (measured on 2 threads; see benchmarks/README.md).
 
     ``op`` is ``"forward"``, ``"grad_input"`` or ``"grad_weight"``.
+
+    - one kernel per channel: ``"depthwise"`` (strides its loops take, else ``"gemm"``);
+    - 3 x 3, stride 1, one group, at least 32 channels in and out, a plane of at least
+      12 x 12: ``"winograd"`` (forward and input gradient);
+    - other stride-1 convolutions: ``"direct"`` on large planes (its weight gradient reads
+      ``gy`` in place) or with few channels, ``"panel"`` (the blocked matrix product) on
+      small planes with many channels and for 1 x 1 kernels;
+    - strides: ``"panel"``; the weight gradient of a layer with a few input channels (a
+      network's stem) ``"phases"``; with dilation and stride both, ``"gemm"``.
     """
-    if w_shape[1] == 1 and w_shape[0] == groups and depthwise.supports(op, stride):
-        return "depthwise"
+    n, c, h, w = x_shape
+    o, cg, kh, kw = w_shape
+    if cg == 1 and o == groups:
+        return "depthwise" if depthwise.supports(op, stride) else "gemm"
+    plane = (h // stride[0]) * (w // stride[1])
     if tuple(stride) == (1, 1):
-        return "direct"
-    if tuple(dilation) == (1, 1) and not (w_shape[1] == 1 and w_shape[0] == groups):
+        few = min(c, o) < PANEL_CHANNELS
+        if (op != "grad_weight" and winograd.supports(stride, dilation, groups, w_shape)
+                and min(c, o) >= WINOGRAD_CHANNELS and plane >= WINOGRAD_PLANE):
+            return "winograd"
+        if op == "grad_weight":
+            return "direct" if plane >= DIRECT_PLANE_WGRAD or few else "panel"
+        if (kh, kw) == (1, 1):
+            return "direct" if op == "grad_input" and o < 4 * PANEL_CHANNELS else "panel"
+        return "direct" if plane >= DIRECT_PLANE or few else "panel"
+    if tuple(dilation) != (1, 1):
+        return "panel"
+    if op == "grad_weight" and cg <= 4:
         return "phases"
-    return "gemm"
+    return "panel"
 
 
 def _check(algo, stride, dilation):

@@ -20,11 +20,11 @@ import numpy as np
 from .direct import _run
 
 PANEL_ROWS = 64  # kernel entries per packed panel (forward): the panel's block stays in L1
-WGRAD_ROWS = 32  # kernel entries per weight-gradient task
-WGRAD_POSITIONS = 512  # positions per weight-gradient panel
-WGRAD_CHANNELS = 64  # output channels per weight-gradient task
+WGRAD_ROWS = 64  # kernel entries per weight-gradient task
+WGRAD_POSITIONS = 256  # positions per weight-gradient panel
 TASKS = 16  # aim for at least this many tasks (two threads taking them on demand)
-PREPACK_BYTES = 8 << 20  # few positions: the whole im2col matrix, packed once, up to this
+MAX_BLOCKS = 8  # few positions: up to this many blocks of 4 vectors of them per task
+PREPACK_BYTES = 32 << 20  # few positions: the whole im2col matrix, packed once, up to this
 
 _LOOPS = None
 
@@ -72,31 +72,28 @@ def conv2d(x, w, b, stride, padding, dilation, groups, relu=False):
         return y
     k = cg * kh * kw
     og4 = _up(og, 4)
-    wg = np.zeros((groups, og4, k), dtype)
-    wg[:, :og] = w.reshape(groups, og, k)
-    w4 = np.ascontiguousarray(wg.reshape(groups, og4 // 4, 4, k).transpose(0, 1, 3, 2))
-    bias = np.zeros((groups, og4), dtype)
-    if b is not None:
-        bias[:, :og] = b.reshape(groups, og)
+    bias = np.zeros(o, dtype) if b is None else b.astype(dtype)
     p = n * oh * ow
     block = 4 * _lanes(dtype)
-    # positions per task: up to 4 blocks, fewer when that leaves too few tasks
-    nc = block * max(1, min(4, p // (block * TASKS)))
-    n_pc = -(-p // nc)
+    blocks = -(-p // block)  # blocks of 4 vectors of positions
     geo = _geo((kh, kw), stride, dilation, padding, (oh, ow))
     x = np.ascontiguousarray(x)
-    oc, pp, packed = og4, 0, np.empty(0, dtype)
-    if groups * n_pc < TASKS:  # few positions: split the channels too, share the panels
-        oc = max(4, _up(og4 * groups * n_pc // TASKS, 4))
-        pp = n_pc * nc
-        if groups * k * pp * dtype.itemsize <= PREPACK_BYTES:
+    pp, packed = 0, np.empty(0, dtype)
+    if groups * blocks >= 4 * TASKS:  # many positions: 4 blocks and every channel a task
+        nc, oc = 4 * block, og4
+        n_pc = -(-blocks // 4)
+    else:  # few: more blocks a task (weights reused), the channels split, panels shared
+        nc = block * min(blocks, MAX_BLOCKS)
+        n_pc = -(-blocks // (nc // block))
+        split = max(1, -(-TASKS // (groups * n_pc)))
+        oc = max(4, _up(-(-og4 // split), 4))
+        if split > 1 and groups * k * n_pc * nc * dtype.itemsize <= PREPACK_BYTES:
+            pp = n_pc * nc
             packed = np.empty(groups * k * pp + _lanes(dtype), dtype)
             _run(_jit().pack_all, groups * -(-k // PANEL_ROWS), 4 * packed.size, x, geo, groups,
                  PANEL_ROWS, pp, packed)
-        else:
-            pp = 0
-    _run(_jit().panel_forward, groups * n_pc * -(-og4 // oc), y.size * k, x, w4, bias.ravel(),
-         geo, og, PANEL_ROWS, nc, oc, relu, packed, pp, y)
+    _run(_jit().panel_forward, groups * n_pc * -(-og4 // oc), y.size * k, x,
+         np.ascontiguousarray(w), bias, geo, PANEL_ROWS, nc, oc, relu, packed, pp, y)
     return y
 
 
@@ -104,7 +101,6 @@ def conv2d_grad_input(gy, w, input_hw, stride, padding, dilation, groups):
     """Input gradient (see :func:`convscope.kernels.fast.conv2d_grad_input`)."""
     n, o, oh, ow = gy.shape
     _, cg, kh, kw = w.shape
-    og = o // groups
     dtype = gy.dtype
     gx = np.empty((n, cg * groups, *input_hw), dtype)
     if gx.size == 0:
@@ -113,24 +109,20 @@ def conv2d_grad_input(gy, w, input_hw, stride, padding, dilation, groups):
         gx[...] = 0
         return gx
     k = cg * kh * kw
-    k4 = _up(k, 4)
-    wt = np.zeros((groups, k4, og), dtype)
-    wt[:, :k] = w.reshape(groups, og, k).transpose(0, 2, 1)
-    wt4 = np.ascontiguousarray(wt.reshape(groups, k4 // 4, 4, og).transpose(0, 1, 3, 2))
     # input channels per task: a multiple of 4 (whole blocks of kernel entries), about
     # TASKS tasks in all
     per_image = max(1, TASKS // max(1, n * groups))
     cc = max(4, _up(-(-cg // per_image), 4))
     tasks = n * groups * -(-cg // cc)
-    _run(_jit().panel_grad_input, tasks, gy.size * k,
-         np.ascontiguousarray(gy), wt4,
+    _run(_jit().panel_grad_input, tasks, gy.size * k, np.ascontiguousarray(gy),
+         np.ascontiguousarray(w),
          _geo((kh, kw), stride, dilation, padding, (oh, ow)), cc, gx)
     return gx
 
 
 def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, bias=False):
     """Weight gradient (see :func:`convscope.kernels.fast.conv2d_grad_weight`); ``bias``:
-    return ``(grad_weight, grad_bias)``, the bias gradient summed from the same reads."""
+    return ``(grad_weight, grad_bias)``, the bias gradient summed as ``gy`` is laid out."""
     n, o, oh, ow = gy.shape
     cg = x.shape[1] // groups
     kh, kw = kernel_hw
@@ -140,17 +132,22 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, bias
     if gy.size == 0 or x.size == 0:
         gw = np.zeros((o, cg, kh, kw), dtype)
         return (gw, np.zeros(o, dtype)) if bias else gw
-    og4, k4 = _up(og, 4), _up(k, 4)
-    lanes = _lanes(dtype)
-    gwv = np.zeros((groups, og4, k4, lanes), dtype)
-    gb = np.zeros(groups * og4, dtype)
-    kc = min(k4, WGRAD_ROWS)
-    oc = min(og4, WGRAD_CHANNELS)
-    _run(_jit().panel_grad_weight, groups * -(-k4 // kc) * -(-og4 // oc), gy.size * k,
-         np.ascontiguousarray(x, dtype=dtype), np.ascontiguousarray(gy),
-         _geo((kh, kw), stride, dilation, padding, (oh, ow)), kc, oc,
-         _up(WGRAD_POSITIONS, 4 * lanes), gwv, gb)
-    gw = np.ascontiguousarray(gwv.sum(axis=-1)[:, :og, :k]).reshape(o, cg, kh, kw)
+    block = 4 * _lanes(dtype)
+    p = n * oh * ow
+    nc = min(_up(p, 4), WGRAD_POSITIONS)
+    gt = np.empty((groups, _up(p, nc), _up(og, block)), dtype)
+    gbp = np.empty((n, o), dtype)
+    _run(_jit().transpose_grad, groups * (n + 1), 4 * gy.size, np.ascontiguousarray(gy), groups,
+         gt.shape[2], gt, gbp)
+    gw = np.empty((o, k), dtype)
+    kc = min(_up(k, 4), WGRAD_ROWS)
+    tasks = groups * -(-k // kc) * (gt.shape[2] // block)
+    _run(_jit().panel_grad_weight, tasks, gy.size * k, np.ascontiguousarray(x, dtype=dtype), gt,
+         _geo((kh, kw), stride, dilation, padding, (oh, ow)), kc, nc, gw)
+    gw = gw.reshape(o, cg, kh, kw)
     if bias:
-        return gw, np.ascontiguousarray(gb.reshape(groups, og4)[:, :og]).reshape(o)
+        gb = gbp[0].copy()
+        for i in range(1, n):  # image order: deterministic
+            gb += gbp[i]
+        return gw, gb
     return gw

@@ -23,10 +23,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .rows import _copy, _copy_where, _vsum
+from .rows import _copy, _copy_where
 from .simd import lanes, vadd, veven, vfma, vload, vsplat, vstore, vzero, vziphi, vziplo
 
-__all__ = ["pack_all", "panel_forward", "panel_grad_input", "panel_grad_weight"]
+__all__ = ["pack_all", "panel_forward", "panel_grad_input", "panel_grad_weight", "transpose_grad"]
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
@@ -176,13 +176,17 @@ def _pack_cols(xflat, c0, h, w, geo, segs, m, used, k0, k1, nc, buf, base):
 
 
 @njit(inline="always", **_OPTS)
-def _mm4x4(b, bat, nc, kc, w, wat, acc, at, stride, init, bias, bat0):
-    """4 channels x 4 vectors: ``acc[at + j*stride + m*L]`` (+)= ``sum_k w[wat + 4k + j] *
-    b[bat + k*nc + m*L]`` for ``k < kc``; ``init``: start from ``bias[bat0 + j]``."""
+def _mm4x4(b, bat, nc, kc, w, r0, r1, r2, r3, ks, acc, at, stride, init, i0, i1, i2, i3):
+    """4 rows x 4 vectors: ``acc[at + j*stride + m*L ...]`` (+)= ``sum_k w[r_j + k*ks] *
+    b[bat + k*nc + m*L ...]`` for ``k < kc``; ``init``: start from ``i_j`` instead.
+
+    The weights are read where they lie (row ``j`` from ``r_j``, ``ks`` apart): a layer's
+    own ``(O, K)`` array (``ks = 1``), its transpose (``ks = K``), or a packed one; no
+    per-call packing (a transposing copy of 512 x 4608 weights took 3-14 ms).
+    """
     L = lanes(b)
     if init:
-        a00, a10 = vsplat(b, bias[bat0]), vsplat(b, bias[bat0 + 1])
-        a20, a30 = vsplat(b, bias[bat0 + 2]), vsplat(b, bias[bat0 + 3])
+        a00, a10, a20, a30 = vsplat(b, i0), vsplat(b, i1), vsplat(b, i2), vsplat(b, i3)
         a01, a02, a03 = a00, a00, a00
         a11, a12, a13 = a10, a10, a10
         a21, a22, a23 = a20, a20, a20
@@ -204,17 +208,17 @@ def _mm4x4(b, bat, nc, kc, w, wat, acc, at, stride, init, bias, bat0):
         p = bat + k * nc
         x0, x1 = vload(b, p), vload(b, p + L)
         x2, x3 = vload(b, p + 2 * L), vload(b, p + 3 * L)
-        q = wat + 4 * k
-        e = vsplat(b, w[q])
+        q = k * ks
+        e = vsplat(b, w[r0 + q])
         a00, a01 = vfma(e, x0, a00), vfma(e, x1, a01)
         a02, a03 = vfma(e, x2, a02), vfma(e, x3, a03)
-        e = vsplat(b, w[q + 1])
+        e = vsplat(b, w[r1 + q])
         a10, a11 = vfma(e, x0, a10), vfma(e, x1, a11)
         a12, a13 = vfma(e, x2, a12), vfma(e, x3, a13)
-        e = vsplat(b, w[q + 2])
+        e = vsplat(b, w[r2 + q])
         a20, a21 = vfma(e, x0, a20), vfma(e, x1, a21)
         a22, a23 = vfma(e, x2, a22), vfma(e, x3, a23)
-        e = vsplat(b, w[q + 3])
+        e = vsplat(b, w[r3 + q])
         a30, a31 = vfma(e, x0, a30), vfma(e, x1, a31)
         a32, a33 = vfma(e, x2, a32), vfma(e, x3, a33)
     r = at
@@ -256,28 +260,32 @@ def pack_all(x, geo, n_grp, kc, pp, out):
 
 
 @njit(parallel=True, **_OPTS)
-def panel_forward(x, w4, bias4, geo, og, kc, nc, oc, relu, packed, pp, y):
+def panel_forward(x, w, bias, geo, kc, nc, oc, relu, packed, pp, y):
     """``y[n, g*og + o, r, q] = bias[o] + sum_k W[o, k] * B[k, (n, r, q)]`` per group ``g``.
 
-    x (N, C, H, W); w4 (G, OB, K, 4): channel ``4b + j`` of group ``g`` is ``w4[g, b, :, j]``
-    (``og <= 4 * OB``: zero kernels pad a group to a multiple of 4, computed and dropped);
-    bias4 (G * 4 * OB,); ``geo`` as :func:`_pack_cols`; y (N, G*og, H_out, W_out).
+    x (N, C, H, W); w (O, C/G, kh, kw) read in place (a block of 4 channels past a group's
+    last one repeats that channel: computed and dropped); bias (O,); ``geo`` as
+    :func:`_pack_cols`; y (N, O, H_out, W_out).
     A task owns ``nc`` positions (a multiple of 4 vectors) x ``oc`` channels (a multiple
-    of 4) of one group; it packs ``kc`` rows of ``B`` at a time into a panel, multiplies
-    each block of 4 vectors of positions by every block of 4 channels (the panel's block
-    stays in L1), and finally copies its block out (``relu``: the ReLU applied there).
+    of 4) of one group; it packs ``kc`` rows of ``B`` at a time into a panel (in L2),
+    multiplies every block of 4 channels (their ``kc`` weights in L1) by each block of 4
+    vectors of positions, and finally copies its block out (``relu``: the ReLU applied
+    there).
     ``pp > 0``: the panels are read from ``packed``, the whole im2col matrix laid out by
     :func:`pack_all` with rows ``pp`` long, instead of packed by each task.
     """
-    n_img, n_ch, h, w = x.shape
-    n_grp, n_ob, k_all = w4.shape[0], w4.shape[1], w4.shape[2]
+    n_img, n_ch, h, wd = x.shape
+    n_out, cg = y.shape[1], w.shape[1]
+    n_grp = n_ch // cg
+    og = n_out // n_grp
+    og4 = (og + 3) // 4 * 4
+    k_all = cg * w.shape[2] * w.shape[3]
     oh, ow = geo[8], geo[9]
     limg = oh * ow
     p_total = n_img * limg
-    cg, og4, n_out = n_ch // n_grp, 4 * n_ob, y.shape[1]
     L = lanes(x)
     n_pc, n_oc = (p_total + nc - 1) // nc, (og4 + oc - 1) // oc
-    xflat, wflat, yflat = x.ravel(), w4.ravel(), y.ravel()
+    xflat, wflat, yflat = x.ravel(), w.ravel(), y.ravel()
     for t in prange(n_grp * n_pc * n_oc):
         g, pc, oi = t // (n_pc * n_oc), t // n_oc % n_pc, t % n_oc
         p0, o0 = pc * nc, oi * oc
@@ -285,20 +293,22 @@ def panel_forward(x, w4, bias4, geo, og, kc, nc, oc, relu, packed, pp, y):
         panel = np.empty(0 if pp else kc * nc + L, x.dtype)  # + L: slack for the spills
         acc = np.empty((o1 - o0) * nc, x.dtype)
         segs = np.empty((nc + 2, 5), np.int64)
-        m = 0 if pp else _segments(geo, n_ch, h, w, p_total, p0, nc, segs)
+        m = 0 if pp else _segments(geo, n_ch, h, wd, p_total, p0, nc, segs)
         used = min(nc, p_total - p0)
         for k0 in range(0, k_all, kc):
             k1 = min(k_all, k0 + kc)
             if pp:
                 b, at, stride = packed, (g * k_all + k0) * pp + p0, pp
             else:
-                _pack_cols(xflat, g * cg, h, w, geo, segs, m, used, k0, k1, nc, panel, 0)
+                _pack_cols(xflat, g * cg, h, wd, geo, segs, m, used, k0, k1, nc, panel, 0)
                 b, at, stride = panel, 0, nc
-            for jb in range(0, nc, 4 * L):
-                for o in range(o0, o1, 4):
-                    _mm4x4(b, at + jb, stride, k1 - k0, wflat,
-                           ((g * n_ob + o // 4) * k_all + k0) * 4, acc, (o - o0) * nc + jb, nc,
-                           k0 == 0, bias4, g * og4 + o)
+            for o in range(o0, o1, 4):  # the 4 channels' weights stay in L1 across jb
+                c0, c1 = g * og + min(o, og - 1), g * og + min(o + 1, og - 1)
+                c2, c3 = g * og + min(o + 2, og - 1), g * og + min(o + 3, og - 1)
+                for jb in range(0, nc, 4 * L):
+                    _mm4x4(b, at + jb, stride, k1 - k0, wflat, c0 * k_all + k0, c1 * k_all + k0,
+                           c2 * k_all + k0, c3 * k_all + k0, 1, acc, (o - o0) * nc + jb, nc,
+                           k0 == 0, bias[c0], bias[c1], bias[c2], bias[c3])
         end = min(p0 + nc, p_total)
         for o in range(o0, min(o1, og)):
             p = p0
@@ -315,49 +325,12 @@ def panel_forward(x, w4, bias4, geo, og, kc, nc, oc, relu, packed, pp, y):
                 p += run
 
 
-@njit(inline="always", **_OPTS)
-def _mt4x4(gb, nc, og, w, wat, out):
-    """4 rows of ``W^T`` x 4 vectors: ``out[j*4L + m*L ...] = sum_o w[wat + 4o + j] *
-    gb[o*nc + m*L ...]`` (``nc`` = 4 vectors)."""
-    L = lanes(gb)
-    a00 = vzero(gb)
-    a01, a02, a03, a10, a11, a12, a13 = a00, a00, a00, a00, a00, a00, a00
-    a20, a21, a22, a23, a30, a31, a32, a33 = a00, a00, a00, a00, a00, a00, a00, a00
-    for o in range(og):
-        p = o * nc
-        x0, x1 = vload(gb, p), vload(gb, p + L)
-        x2, x3 = vload(gb, p + 2 * L), vload(gb, p + 3 * L)
-        q = wat + 4 * o
-        e = vsplat(gb, w[q])
-        a00, a01 = vfma(e, x0, a00), vfma(e, x1, a01)
-        a02, a03 = vfma(e, x2, a02), vfma(e, x3, a03)
-        e = vsplat(gb, w[q + 1])
-        a10, a11 = vfma(e, x0, a10), vfma(e, x1, a11)
-        a12, a13 = vfma(e, x2, a12), vfma(e, x3, a13)
-        e = vsplat(gb, w[q + 2])
-        a20, a21 = vfma(e, x0, a20), vfma(e, x1, a21)
-        a22, a23 = vfma(e, x2, a22), vfma(e, x3, a23)
-        e = vsplat(gb, w[q + 3])
-        a30, a31 = vfma(e, x0, a30), vfma(e, x1, a31)
-        a32, a33 = vfma(e, x2, a32), vfma(e, x3, a33)
-    vstore(out, 0, a00), vstore(out, L, a01), vstore(out, 2 * L, a02), vstore(out, 3 * L, a03)
-    r = 4 * L
-    vstore(out, r, a10), vstore(out, r + L, a11), vstore(out, r + 2 * L, a12)
-    vstore(out, r + 3 * L, a13)
-    r += 4 * L
-    vstore(out, r, a20), vstore(out, r + L, a21), vstore(out, r + 2 * L, a22)
-    vstore(out, r + 3 * L, a23)
-    r += 4 * L
-    vstore(out, r, a30), vstore(out, r + L, a31), vstore(out, r + 2 * L, a32)
-    vstore(out, r + 3 * L, a33)
-
-
 @njit(parallel=True, **_OPTS)
-def panel_grad_input(gy, wt4, geo, cc, gx):
+def panel_grad_input(gy, wt, geo, cc, gx):
     """``gx[n, c] = sum over (o, k=(c,u,v), r, q) landing on the cell of W[o, k] * gy[n, o, r, q]``.
 
-    gy (N, O, H_out, W_out); wt4 (G, KB, og, 4): row ``4b + j`` of ``W^T`` (kernel entry
-    ``k``, zeros for ``k >= K``) is ``wt4[g, b, :, j]``; gx (N, C, H, W) is written whole.
+    gy (N, O, H_out, W_out); w (O, C/G, kh, kw), read in place (row ``k`` of ``W^T`` is a
+    column of the group's ``(og, K)`` matrix); gx (N, C, H, W) is written whole.
     A task owns image ``n`` and ``cc`` channels of one group (a multiple of 4 kernel
     entries, so no block straddles two tasks' channels): it zeroes their planes, then for
     each block of 4 vectors of positions lays ``gy``'s rows out (zeros past the plane),
@@ -365,14 +338,17 @@ def panel_grad_input(gy, wt4, geo, cc, gx):
     """
     n_img, n_out, oh, ow = gy.shape
     n_ch, h, w = gx.shape[1], gx.shape[2], gx.shape[3]
-    n_grp, og = wt4.shape[0], wt4.shape[2]
+    cg = wt.shape[1]
+    n_grp = n_ch // cg
+    og = n_out // n_grp
     kh, kw, sw, dh, dw, pl = geo[0], geo[1], geo[3], geo[4], geo[5], geo[7]
     sh, pt = geo[2], geo[6]
-    khw, limg, cg = kh * kw, oh * ow, n_ch // n_grp
+    khw, limg = kh * kw, oh * ow
+    k_all = cg * khw
     L = lanes(gy)
     nc = 4 * L
     n_cc = (cg + cc - 1) // cc
-    gflat, wflat, xflat = gy.ravel(), wt4.ravel(), gx.ravel()
+    gflat, wflat, xflat = gy.ravel(), wt.ravel(), gx.ravel()
     for t in prange(n_img * n_grp * n_cc):
         n, g, ci = t // (n_grp * n_cc), t // n_cc % n_grp, t % n_cc
         c0 = g * cg + ci * cc
@@ -387,7 +363,11 @@ def panel_grad_input(gy, wt4, geo, cc, gx):
                 _copy(gb, o * nc, gflat, (n * n_out + g * og + o) * limg + l0, run)
                 _zero(gb, o * nc + run, nc - run)
             for kb in range(k0 // 4, (k1 + 3) // 4):
-                _mt4x4(gb, nc, og, wflat, (g * wt4.shape[1] + kb) * og * 4, rows)
+                r = g * og * k_all  # W^T's row k is column k of the group's (og, K) rows
+                k = 4 * kb
+                _mm4x4(gb, 0, nc, og, wflat, r + k, r + min(k + 1, k_all - 1),
+                       r + min(k + 2, k_all - 1), r + min(k + 3, k_all - 1), k_all, rows, 0, nc,
+                       True, 0.0, 0.0, 0.0, 0.0)
                 for k in range(max(k0, 4 * kb), min(k1, 4 * kb + 4)):
                     c = g * cg + k // khw
                     u, v = k % khw // kw, k % kw
@@ -408,105 +388,77 @@ def panel_grad_input(gy, wt4, geo, cc, gx):
                         p += q1 - q0
 
 
-@njit(inline="always", **_OPTS)
-def _wg4x4(bb, bat, gb, gat, nc, acc, at, kstride):
-    """``acc[at + (j*kstride + m)*L ...] += sum_p gb[gat + j*nc + p ...] * bb[bat + m*nc + p
-    ...]``: 4 output channels ``j`` x 4 kernel entries ``m``, lanes kept apart (16
-    accumulators), 4 + 4 loads per 16 multiply-adds."""
-    L = lanes(bb)
-    a00, a01 = vload(acc, at), vload(acc, at + L)
-    a02, a03 = vload(acc, at + 2 * L), vload(acc, at + 3 * L)
-    r = at + kstride * L
-    a10, a11 = vload(acc, r), vload(acc, r + L)
-    a12, a13 = vload(acc, r + 2 * L), vload(acc, r + 3 * L)
-    r += kstride * L
-    a20, a21 = vload(acc, r), vload(acc, r + L)
-    a22, a23 = vload(acc, r + 2 * L), vload(acc, r + 3 * L)
-    r += kstride * L
-    a30, a31 = vload(acc, r), vload(acc, r + L)
-    a32, a33 = vload(acc, r + 2 * L), vload(acc, r + 3 * L)
-    for p in range(0, nc, L):
-        b = bat + p
-        x0, x1 = vload(bb, b), vload(bb, b + nc)
-        x2, x3 = vload(bb, b + 2 * nc), vload(bb, b + 3 * nc)
-        b = gat + p
-        e = vload(gb, b)
-        a00, a01 = vfma(e, x0, a00), vfma(e, x1, a01)
-        a02, a03 = vfma(e, x2, a02), vfma(e, x3, a03)
-        e = vload(gb, b + nc)
-        a10, a11 = vfma(e, x0, a10), vfma(e, x1, a11)
-        a12, a13 = vfma(e, x2, a12), vfma(e, x3, a13)
-        e = vload(gb, b + 2 * nc)
-        a20, a21 = vfma(e, x0, a20), vfma(e, x1, a21)
-        a22, a23 = vfma(e, x2, a22), vfma(e, x3, a23)
-        e = vload(gb, b + 3 * nc)
-        a30, a31 = vfma(e, x0, a30), vfma(e, x1, a31)
-        a32, a33 = vfma(e, x2, a32), vfma(e, x3, a33)
-    vstore(acc, at, a00), vstore(acc, at + L, a01)
-    vstore(acc, at + 2 * L, a02), vstore(acc, at + 3 * L, a03)
-    r = at + kstride * L
-    vstore(acc, r, a10), vstore(acc, r + L, a11), vstore(acc, r + 2 * L, a12)
-    vstore(acc, r + 3 * L, a13)
-    r += kstride * L
-    vstore(acc, r, a20), vstore(acc, r + L, a21), vstore(acc, r + 2 * L, a22)
-    vstore(acc, r + 3 * L, a23)
-    r += kstride * L
-    vstore(acc, r, a30), vstore(acc, r + L, a31), vstore(acc, r + 2 * L, a32)
-    vstore(acc, r + 3 * L, a33)
+@njit(parallel=True, **_OPTS)
+def transpose_grad(gy, n_grp, og64, gt, gbp):
+    """gy (N, G*og, H_out, W_out) into gt (G, P', og64): ``gt[g, n*L + l, o] = gy[n, g*og + o,
+    l]`` (``L = H_out * W_out``; zeros for ``o >= og`` and positions ``>= N * L``), so that
+    the weight gradient reads a vector of output channels per position; ``gbp[n, c]`` gets
+    the sum of ``gy[n, c]`` (the bias gradient's partials, added by the caller in image
+    order). One image of one group per task, 16 positions at a time."""
+    n_img, n_out = gy.shape[0], gy.shape[1]
+    limg = gy.shape[2] * gy.shape[3]
+    og = n_out // n_grp
+    pp = gt.shape[1]
+    gflat, tflat = gy.ravel(), gt.ravel()
+    for t in prange(n_grp * n_img + n_grp):
+        g, n = t // (n_img + 1), t % (n_img + 1)
+        if n == n_img:  # the rows past the last position, and the padding channels
+            _zero(tflat, (g * pp + n_img * limg) * og64, (pp - n_img * limg) * og64)
+            continue
+        for o in range(og):
+            src = (n * n_out + g * og + o) * limg
+            total = gflat[src]
+            for q in range(1, limg):
+                total += gflat[src + q]
+            gbp[n, g * og + o] = total
+        for q0 in range(0, limg, 16):  # 16 positions: one cache line of each channel
+            for q in range(q0, min(limg, q0 + 16)):
+                row = (g * pp + n * limg + q) * og64
+                for o in range(og):
+                    tflat[row + o] = gflat[(n * n_out + g * og + o) * limg + q]
+                _zero(tflat, row + og, og64 - og)
 
 
 @njit(parallel=True, **_OPTS)
-def panel_grad_weight(x, gy, geo, kc, oc, nc, gwv, gb):
-    """``gwv[g, o, k, :]`` (lanes, summed by the caller) ``= sum_p GY[o, p] * B[k, p]``.
+def panel_grad_weight(x, gt, geo, kc, nc, out):
+    """``out[g*og + o, k] = sum_p GY[o, p] * B[k, p]`` (the weight gradient, ``(O, K)``).
 
-    x (N, C, H, W); gy (N, G*og, H_out, W_out); gwv (G, og4, K4, lanes), zeroed by the
-    caller (``og4``, ``K4``: ``og`` and ``K`` rounded up to 4; the extra rows and entries
-    get zeros); gb (G * og4,), zeroed: the bias gradient, summed by the tasks of the first
-    block of kernel entries from the rows they lay out. A task owns ``oc`` channels x
-    ``kc`` kernel entries of one group and walks every position in panels of ``nc``.
+    x (N, C, H, W); gt (G, P', og64) from :func:`transpose_grad`; out (O, K) written whole.
+    Computed transposed, ``GW^T (K x og) = B (K x P) @ GY^T (P x og)``, so the micro-kernel
+    of the forward pass applies unchanged (4 kernel entries broadcast from the packed im2col
+    rows x 4 vectors of output channels; no lanes left to add up). A task owns ``kc``
+    kernel entries (a multiple of 4) x 4 vectors of output channels of one group, walks
+    every position in panels of ``nc`` (the im2col rows packed in cache), keeps its block of
+    ``GW^T`` in a buffer and finally writes it, transposed, into ``out``.
     """
     n_img, n_ch, h, w = x.shape
-    n_out = gy.shape[1]
-    n_grp, og4, k4 = gwv.shape[0], gwv.shape[1], gwv.shape[2]
+    n_grp, pp, og64 = gt.shape[0], gt.shape[1], gt.shape[2]
+    n_out, k_all = out.shape[0], out.shape[1]
     og = n_out // n_grp
-    kh, kw, oh, ow = geo[0], geo[1], geo[8], geo[9]
-    limg = oh * ow
-    p_total = n_img * limg
+    oh, ow = geo[8], geo[9]
+    p_total = n_img * oh * ow
     cg = n_ch // n_grp
-    k_all = cg * kh * kw
     L = lanes(x)
-    n_kc, n_oc = (k4 + kc - 1) // kc, (og4 + oc - 1) // oc
-    xflat, gflat, acc = x.ravel(), gy.ravel(), gwv.ravel()
+    ob_width = 4 * L
+    n_kc, n_oc = (k_all + kc - 1) // kc, og64 // ob_width
+    xflat, tflat, oflat = x.ravel(), gt.ravel(), out.ravel()
     for t in prange(n_grp * n_kc * n_oc):
         g, ki, oi = t // (n_kc * n_oc), t // n_oc % n_kc, t % n_oc
-        k0, o0 = ki * kc, oi * oc
-        k1, o1 = min(k4, k0 + kc), min(og4, o0 + oc)
-        panel = np.empty(kc * nc + L, x.dtype)  # + L: slack for the spills
-        rows = np.empty(oc * nc, x.dtype)
+        k0, o0 = ki * kc, oi * ob_width
+        k1 = min(k_all, k0 + kc)
+        rows = (k1 - k0 + 3) // 4 * 4
+        panel = np.empty(rows * nc + L, x.dtype)
+        acc = np.empty(rows * ob_width, x.dtype)
         segs = np.empty((nc + 2, 5), np.int64)
         for p0 in range(0, p_total, nc):
-            end = min(p0 + nc, p_total)
             m = _segments(geo, n_ch, h, w, p_total, p0, nc, segs)
-            _pack_cols(xflat, g * cg, h, w, geo, segs, m, end - p0, k0, min(k1, k_all), nc,
-                       panel, 0)
-            if k1 > k_all:
-                _zero(panel, (k_all - k0) * nc, (k1 - k_all) * nc)
-            for o in range(o0, o1):
-                at = (o - o0) * nc
-                if o >= og:
-                    _zero(rows, at, nc)
-                    continue
-                p = p0
-                while p < end:
-                    n = p // limg
-                    rq = p - n * limg
-                    run = min(limg - rq, end - p)
-                    _copy(rows, at + p - p0, gflat, (n * n_out + g * og + o) * limg + rq, run)
-                    p += run
-                _zero(rows, at + end - p0, nc - (end - p0))
-                if k0 == 0:
-                    gb[g * og4 + o] += _vsum(rows, at, nc)
-            for o in range(o0, o1, 4):
-                for k in range(k0, k1, 4):
-                    _wg4x4(panel, (k - k0) * nc, rows, (o - o0) * nc, nc, acc,
-                           ((g * og4 + o) * k4 + k) * L, k4)
+            used = min(nc, p_total - p0)
+            _pack_cols(xflat, g * cg, h, w, geo, segs, m, used, k0, k1, nc, panel, 0)
+            _zero(panel, (k1 - k0) * nc, (rows - (k1 - k0)) * nc)
+            for k in range(0, rows, 4):
+                _mm4x4(tflat, (g * pp + p0) * og64 + o0, og64, nc, panel, k * nc,
+                       (k + 1) * nc, (k + 2) * nc, (k + 3) * nc, 1, acc, k * ob_width, ob_width,
+                       p0 == 0, 0.0, 0.0, 0.0, 0.0)
+        for k in range(k0, k1):
+            for o in range(o0, min(og, o0 + ob_width)):
+                oflat[(g * og + o) * k_all + k] = acc[(k - k0) * ob_width + o - o0]

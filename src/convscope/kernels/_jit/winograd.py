@@ -180,7 +180,6 @@ def winograd_forward(xph, u4, bias, plane, wph, th, tw, kc, oc, relu, mask, mask
         ocx = o1 - o0
         v = np.empty(16 * kc * T, xph.dtype)
         m = np.empty(16 * ocx * T, xph.dtype)
-        zeros = np.zeros(4, xph.dtype)
         for c0 in range(0, n_ch, kc):
             c1 = min(n_ch, c0 + kc)
             for c in range(c0, c1):
@@ -189,8 +188,9 @@ def winograd_forward(xph, u4, bias, plane, wph, th, tw, kc, oc, relu, mask, mask
                                 (c - c0) * T + j * L, kc * T)
             for e in range(16):
                 for o in range(o0, o1, 4):
-                    _mm4x4(v, e * kc * T, T, c1 - c0, uflat, ((e * n_ob + o // 4) * n_ch + c0) * 4,
-                           m, (e * ocx + o - o0) * T, T, c0 == 0, zeros, 0)
+                    r = ((e * n_ob + o // 4) * n_ch + c0) * 4
+                    _mm4x4(v, e * kc * T, T, c1 - c0, uflat, r, r + 1, r + 2, r + 3, 4, m,
+                           (e * ocx + o - o0) * T, T, c0 == 0, 0.0, 0.0, 0.0, 0.0)
         top = np.empty(2 * T, xph.dtype)
         bottom = np.empty(2 * T, xph.dtype)
         for o in range(o0, min(o1, n_out)):
