@@ -56,7 +56,8 @@ def test_int_arrays_are_accepted_and_converted():
     assert y.dtype == np.float32
     np.testing.assert_array_equal(y.numpy(), F.conv2d(xi.astype(np.float32),
                                                       wi.astype(np.float32), padding=1).numpy())
-    assert cs.tensor([1, 2]).dtype == np.float32 and cs.tensor([1.5]).dtype == np.float32
+    assert cs.Tensor([1, 2]).dtype == np.float32 and cs.tensor([1.5]).dtype == np.float32
+    assert cs.tensor([1, 2]).dtype == np.int64  # cs.tensor infers PyTorch's types
     assert cs.tensor(np.array([1.5])).dtype == np.float64  # float64 arrays keep their dtype
     u8 = rng.integers(0, 256, (2, 3, 8, 8), dtype=np.uint8)
     model = _model()
@@ -180,7 +181,7 @@ def _peak(fn: Callable[[], object], cls: type[Exception], pattern: str) -> int:
     (lambda: F.max_pool2d(_huge(), 2), ShapeError, r"^max_pool2d: .*1117\.6 GiB"),
     (lambda: F.conv2d(np.broadcast_to(0.0, (100_000, 3, 1000, 1000)), W), ShapeError,
      r"^conv2d: the float32 copy would need 1117\.6 GiB"),
-    (lambda: cs.tensor(_huge()), ShapeError, r"^Tensor: the tensor would need 1117\.6 GiB"),
+    (lambda: cs.tensor(_huge()), ShapeError, r"^tensor: the tensor would need 1117\.6 GiB"),
     (lambda: F.conv2d(np.zeros((1, 3, 8, 8), np.float32),
                       np.broadcast_to(np.float32(0), (10**9, 3, 3, 3))), ShapeError,
      r"the contiguous copy of `weight` would need 100\.6 GiB"),

@@ -8,8 +8,8 @@ served by convscope itself, from 127.0.0.1, with no network access.
 
 Needs the optional extra: ``pip install 'convscope[serve]'`` (Starlette on uvicorn).
 
->>> from convscope.serve import State, create_app                     # doctest: +SKIP
->>> app = create_app(State("resnet18"))                                # an ASGI app
+    from convscope.serve import State, create_app
+    app = create_app(State("resnet18"))                                # an ASGI app
 """
 
 from __future__ import annotations
