@@ -60,6 +60,11 @@ STRIDE_1 = [
     ConvCase("dw_5x5_w19", 1, 3, 8, 19, 3, 5, 5, padding=_pad(2, 2, 2, 2), groups=3),
     ConvCase("dw_pad_beyond_kernel", 2, 2, 3, 4, 2, 2, 2, padding=_pad(3, 2, 4, 3), groups=2),
     ConvCase("dw_batch_0", 0, 3, 6, 17, 3, 3, 3, padding=_pad(1, 1, 1, 1), groups=3),
+    # the 3 x 3 loop on aligned rows: an odd number of output rows, a column tail after
+    # the blocks of 2 vectors (and one narrower than a vector), no padding
+    ConvCase("dw3_odd_rows_tail", 2, 3, 7, 45, 3, 3, 3, padding=_pad(1, 1, 1, 1), groups=3),
+    ConvCase("dw3_tail_narrow", 1, 2, 4, 73, 2, 3, 3, padding=_pad(0, 1, 2, 0), groups=2),
+    ConvCase("dw3_no_pad", 2, 2, 5, 40, 2, 3, 3, groups=2),
 ]
 # Strided cases: the gemm algorithm, and the phases one where the dilation is 1.
 STRIDED = [
@@ -463,17 +468,19 @@ _AS_PYTHON = textwrap.dedent("""
         np.testing.assert_allclose(
             gx, ref.relu_grad(ref.conv2d_grad_input(gy, wt, (5, 6), *geo), xr), rtol=1e-4,
             atol=1e-5)
-    # depthwise with column stride 2 (even/odd column planes, the interleaving gradient)
-    for dtype in (np.float64, np.float32):
-        x = rng.uniform(-1, 1, (1, 2, 5, 19)).astype(dtype)
+    # depthwise with column stride 2 (even/odd column planes, the interleaving gradient),
+    # and 3 x 3 stride 1 on rows of two vectors and more (aligned rows, a column tail)
+    for dtype, stride, w_in in [(t, s, n) for t in (np.float64, np.float32)
+                                for s, n in (((2, 2), 19), ((1, 1), 35))]:
+        x = rng.uniform(-1, 1, (1, 2, 3, w_in)).astype(dtype)
         wt = rng.uniform(-1, 1, (2, 1, 3, 3)).astype(dtype)
-        geo = ((2, 2), ((1, 1), (1, 0)), (1, 1), 2)
+        geo = (stride, ((1, 1), (1, 0)), (1, 1), 2)
         y = fast.conv2d(x, wt, None, *geo, algo="depthwise")
         gy = rng.uniform(-1, 1, y.shape).astype(dtype)
         for got, want in [
             (y, ref.conv2d(x, wt, None, *geo)),
-            (fast.conv2d_grad_input(gy, wt, (5, 19), *geo, algo="depthwise"),
-             ref.conv2d_grad_input(gy, wt, (5, 19), *geo)),
+            (fast.conv2d_grad_input(gy, wt, (3, w_in), *geo, algo="depthwise"),
+             ref.conv2d_grad_input(gy, wt, (3, w_in), *geo)),
             (fast.conv2d_grad_weight(gy, x, (3, 3), *geo, algo="depthwise"),
              ref.conv2d_grad_weight(gy, x, (3, 3), *geo)),
         ]:

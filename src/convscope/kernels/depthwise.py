@@ -81,8 +81,17 @@ def conv2d(x, w, b, stride, padding, dilation):
     if y.size == 0:
         return y
     bias = np.zeros(c, x.dtype) if b is None else b.astype(x.dtype)
-    offs = geo.offsets(kernel, dilation)
     per_task = _per_task(n * c)
+    lanes = _lanes(x.dtype)
+    if (tuple(kernel) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+            and geo.ow >= 2 * lanes):
+        wpa = -(-(geo.wph + lanes) // lanes) * lanes  # rows on 64-byte boundaries
+        offs = np.array([u * wpa + v for u in range(3) for v in range(3)], np.intp)
+        _run(_jit().depthwise3x3, -(-n * c // per_task), y.size * 9,
+             np.ascontiguousarray(x).reshape(n * c, h, wd), w.reshape(c, -1).astype(x.dtype),
+             bias, geo.top, geo.left, wpa, offs, per_task, y.reshape(n * c, geo.oh, geo.ow))
+        return y
+    offs = geo.offsets(kernel, dilation)
     _run(_jit().depthwise, -(-n * c // per_task), y.size * offs.size,
          np.ascontiguousarray(x).reshape(n * c, h, wd), w.reshape(c, -1).astype(x.dtype),
          bias, geo.top, geo.left, geo.hp, geo.wph, geo.sh, geo.sw, offs, per_task,

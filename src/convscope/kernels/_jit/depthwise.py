@@ -11,10 +11,24 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .rows import _copy
-from .simd import lanes, veven, vfma, vload, vsplat, vstore, vzero, vziphi, vziplo
+from .rows import _copy, _sum
+from .simd import (
+    lanes,
+    prefetch,
+    veven,
+    vfma,
+    vload,
+    vpick,
+    vshift1,
+    vshift2,
+    vsplat,
+    vstore,
+    vzero,
+    vziphi,
+    vziplo,
+)
 
-__all__ = ["depthwise", "depthwise_grad_input_s2", "depthwise_weight_grad"]
+__all__ = ["depthwise", "depthwise3x3", "depthwise_grad_input_s2", "depthwise_weight_grad"]
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
@@ -46,6 +60,18 @@ def _fill(buf, xflat, src, row, left, wd, sw, wph, plane):
             j += L
         for m in range(j, n):
             buf[dst + m] = xflat[s + 2 * m]
+
+
+@njit(inline="always", **_OPTS)
+def _prefetch_next(xflat, pl, size, r, rows):
+    """Ask for the ``r``-th of ``rows`` slices of plane ``pl + 1`` (``size`` values): spread
+    over a plane's output rows, the next plane arrives while this one is computed (its
+    reads from memory then overlap the arithmetic: measured 0.74x the time on one thread,
+    0.66x on two, 32 planes of 64 x 64 x 32)."""
+    step = (size + rows - 1) // rows
+    at = (pl + 1) * size + r * step
+    for j in range(at, min(at + step, (pl + 2) * size), 64 // xflat.itemsize):
+        prefetch(xflat, j)
 
 
 @njit(inline="always", **_OPTS)
@@ -87,6 +113,7 @@ def depthwise(x, w, bias, top, left, hp, wph, sh, sw, offs, per_task, y):
             wc = w[c]
             b = bias[c]
             for r in range(oh):
+                _prefetch_next(xflat, pl, h * wd, r, oh)
                 base, dst = r * sh * wph, (pl * oh + r) * ow
                 q = 0
                 while q + 4 * L <= ow:
@@ -116,6 +143,83 @@ def depthwise(x, w, bias, top, left, hp, wph, sh, sw, offs, per_task, y):
 
 
 @njit(inline="always", **_OPTS)
+def _tap3(a0, s1, s2, e0, e1, e2, acc):
+    """``acc + e0 * a0 + e1 * s1 + e2 * s2`` (one kernel row on one vector of outputs)."""
+    return vfma(e2, s2, vfma(e1, s1, vfma(e0, a0, acc)))
+
+
+@njit(inline="always", **_OPTS)
+def _rows3(buf, at, L, e0, e1, e2, acc0, acc1):
+    """One padded row's contribution to 2 vectors of outputs: 3 aligned loads, the
+    vectors one and two columns further made by shuffling neighbours (no unaligned
+    loads: each of those crosses a cache line)."""
+    p0, p1, p2 = vload(buf, at), vload(buf, at + L), vload(buf, at + 2 * L)
+    return (_tap3(p0, vshift1(p0, p1), vshift2(p0, p1), e0, e1, e2, acc0),
+            _tap3(p1, vshift1(p1, p2), vshift2(p1, p2), e0, e1, e2, acc1))
+
+
+@njit(parallel=True, **_OPTS)
+def depthwise3x3(x, w, bias, top, left, wpa, offs, per_task, y):
+    """:func:`depthwise` for 3 x 3 kernels, stride 1, dilation 1 (MobileNet's and the input
+    gradient of those), faster: the padded plane's rows start on 64-byte boundaries
+    (``wpa`` a multiple of a vector), and blocks of 2 output rows x 2 vectors read each
+    input row with aligned loads once for both rows (4 input rows feed 2 output rows);
+    the next plane is asked for while this one is computed. Columns past the last whole
+    block go by single vectors as :func:`depthwise` (``offs`` in this layout). Sums in
+    the same order as :func:`depthwise`: the same values, bit for bit.
+    """
+    planes, h, wd = x.shape
+    n_ch = w.shape[0]
+    oh, ow = y.shape[1], y.shape[2]
+    L = lanes(x)
+    xflat, yflat = x.ravel(), y.ravel()
+    for t in prange((planes + per_task - 1) // per_task):
+        raw = np.zeros((oh + 3) * wpa + 2 * L, x.dtype)  # + a zero row: the last pair's 4th
+        buf = raw[((64 - raw.ctypes.data % 64) % 64) // raw.itemsize :]
+        for pl in range(t * per_task, min(planes, (t + 1) * per_task)):
+            c = pl % n_ch
+            for r in range(h):
+                _copy(buf, (r + top) * wpa + left, xflat, (pl * h + r) * wd, wd)
+            wc = w[c]
+            e00, e01, e02 = vsplat(buf, wc[0]), vsplat(buf, wc[1]), vsplat(buf, wc[2])
+            e10, e11, e12 = vsplat(buf, wc[3]), vsplat(buf, wc[4]), vsplat(buf, wc[5])
+            e20, e21, e22 = vsplat(buf, wc[6]), vsplat(buf, wc[7]), vsplat(buf, wc[8])
+            b = bias[c]
+            bv = vsplat(buf, b)
+            for r in range(0, oh, 2):
+                _prefetch_next(xflat, pl, h * wd, r // 2, (oh + 1) // 2)
+                q = 0
+                while q + 2 * L <= ow:
+                    at = r * wpa + q
+                    a00, a01 = _rows3(buf, at, L, e00, e01, e02, bv, bv)
+                    a00, a01 = _rows3(buf, at + wpa, L, e10, e11, e12, a00, a01)
+                    a10, a11 = _rows3(buf, at + wpa, L, e00, e01, e02, bv, bv)
+                    a00, a01 = _rows3(buf, at + 2 * wpa, L, e20, e21, e22, a00, a01)
+                    a10, a11 = _rows3(buf, at + 2 * wpa, L, e10, e11, e12, a10, a11)
+                    a10, a11 = _rows3(buf, at + 3 * wpa, L, e20, e21, e22, a10, a11)
+                    dst = (pl * oh + r) * ow + q
+                    vstore(yflat, dst, a00), vstore(yflat, dst + L, a01)
+                    if r + 1 < oh:
+                        vstore(yflat, dst + ow, a10), vstore(yflat, dst + ow + L, a11)
+                    q += 2 * L
+                for rr in range(r, min(oh, r + 2)):  # the columns left, as depthwise does
+                    base, dst = rr * wpa, (pl * oh + rr) * ow
+                    qq = q
+                    while qq + L <= ow:
+                        _dw_vector(buf, base + qq, wc, b, offs, yflat, dst + qq)
+                        qq += L
+                    if qq < ow:
+                        if ow >= L:
+                            _dw_vector(buf, base + ow - L, wc, b, offs, yflat, dst + ow - L)
+                        else:
+                            for j in range(ow):
+                                s = b
+                                for k in range(9):
+                                    s += wc[k] * buf[base + j + offs[k]]
+                                yflat[dst + j] = s
+
+
+@njit(inline="always", **_OPTS)
 def _dw_row3(g, buf, at, o0, o1, o2, a0, a1, a2):
     """``a_m += g * buf[at + o_m :]`` for m = 0, 1, 2."""
     return (vfma(g, vload(buf, at + o0), a0), vfma(g, vload(buf, at + o1), a1),
@@ -139,7 +243,9 @@ def depthwise_weight_grad(x, gy, top, left, hp, wph, sh, sw, slack, kh, kw, dh, 
     ``(rho - u*dh) / sh`` of the block's rows ``u`` that exist (a row of a kernel entry
     outside the kernel, or outside ``gy``, is skipped, never multiplied by a zero: a NaN
     of the padded plane cannot reach a sum the reference keeps finite). The columns of
-    ``gy`` left after its whole vectors go value by value. The lanes are then added in
+    ``gy`` left after its whole vectors go by one more vector ending at the last column,
+    its lanes already counted set to 0 in both factors (value by value for rows narrower
+    than a vector: 4x faster on 56-wide rows). The lanes are then added in
     order: every sum has a fixed order (deterministic); the caller adds the planes of
     each channel in image order.
     """
@@ -150,6 +256,10 @@ def depthwise_weight_grad(x, gy, top, left, hp, wph, sh, sw, slack, kh, kw, dh, 
     nv = ow // L
     plane = hp * wph
     xflat, gflat = x.ravel(), gy.ravel()
+    # lanes of the last vector of a row that the whole vectors have not counted
+    ramp = np.arange(L).astype(x.dtype)
+    tail = vload(np.where(ramp >= L - (ow - nv * L), ramp * 0 + 1, ramp * 0), 0)
+    acc0 = vzero(x)
     for t in prange((planes + per_task - 1) // per_task):
         buf = np.zeros(sw * plane + slack, x.dtype)
         lane = np.empty(9 * L, x.dtype)
@@ -157,10 +267,7 @@ def depthwise_weight_grad(x, gy, top, left, hp, wph, sh, sw, slack, kh, kw, dh, 
             for r in range(h):
                 _fill(buf, xflat, (pl * h + r) * wd, r + top, left, wd, sw, wph, plane)
             gp = pl * oh * ow
-            total = gflat[gp]
-            for j in range(gp + 1, gp + oh * ow):
-                total += gflat[j]
-            gb[pl] = total
+            gb[pl] = _sum(gflat, gp, oh * ow)
             for ub in range(bu):
                 for vb in range(bv):
                     u0, v0 = 3 * ub, 3 * vb
@@ -199,12 +306,24 @@ def depthwise_weight_grad(x, gy, top, left, hp, wph, sh, sw, slack, kh, kw, dh, 
                         s = lane[i * L]
                         for m in range(1, L):
                             s += lane[i * L + m]
-                        if u < kh and v < kw:
+                        if u < kh and v < kw and nv * L < ow:  # the columns after them
                             off = _phase_off(v * dw, sw, plane)
-                            for r in range(oh):  # the columns after the whole vectors
-                                at = (r * sh + u * dh) * wph + off
-                                for qq in range(nv * L, ow):
-                                    s += gflat[gp + r * ow + qq] * buf[at + qq]
+                            if nv:  # one vector ending at the last column, its lanes
+                                q = ow - L  # already counted masked out (value and gy)
+                                acc = vzero(buf)
+                                for r in range(oh):
+                                    at = (r * sh + u * dh) * wph + off + q
+                                    g = vpick(tail, acc0, vload(gflat, gp + r * ow + q), acc0)
+                                    xv = vpick(tail, acc0, vload(buf, at), acc0)
+                                    acc = vfma(g, xv, acc)
+                                vstore(lane, 0, acc)
+                                for m in range(L):
+                                    s += lane[m]
+                            else:
+                                for r in range(oh):
+                                    at = (r * sh + u * dh) * wph + off
+                                    for qq in range(ow):
+                                        s += gflat[gp + r * ow + qq] * buf[at + qq]
                         out[pl, u, v] = s
 
 

@@ -77,6 +77,18 @@ def _nonfinite(a, at, n):
 
 
 @njit(inline="always", **_OPTS)
+def _sum(a, at, n):
+    """``sum(a[at : at + n])`` for any ``n``: 4 vector accumulators over the whole blocks of
+    4 vectors, their lanes in order, then the rest value by value (a fixed order)."""
+    L = lanes(a)
+    whole = n // (4 * L) * (4 * L)
+    total = _vsum(a, at, whole) if whole else a.dtype.type(0)
+    for j in range(at + whole, at + n):
+        total += a[j]
+    return total
+
+
+@njit(inline="always", **_OPTS)
 def _vsum(a, at, n):
     """``sum(a[at : at + n])`` for ``n`` a multiple of 4 vectors: 4 vector accumulators, then
     their lanes in order (a fixed order: deterministic)."""

@@ -17,8 +17,12 @@ NumPy slices) with a Numba ``overload`` that emits the LLVM vector instruction:
 ``vadd(a, b)``, ``vsub``, ``vmul``  lane by lane
 ``vpick(v, m, a, b)``         per lane ``a`` where ``v > m`` or ``v`` is NaN, else ``b``
 ``veven(a, b)``               the even lanes of ``a`` then of ``b`` (a stride-2 load)
+``vshift1(a, b)``, ``vshift2``  lanes 1.. (2..) of ``a`` then ``b``'s first: the vector one
+                              (two) values further along, from two aligned loads
 ``vziplo(a, b)``, ``vziphi``   the lower (upper) halves of ``a`` and ``b`` interleaved:
                               ``a0 b0 a1 b1 ...`` (a stride-2 store)
+``prefetch(a, i)``             ask for the cache line of ``a[i]`` (a hint: no effect on values;
+                              ``i`` may lie past the end, nothing is read)
 ``vload_index(a, i, like)``   ``a[i : i + lanes]`` (integers) as a vector of ``like``'s floats
 ``vstore_index(a, i, v, base, step)``  ``a[i + l] = base + l * step + int(v[l])`` (integer ``a``)
 
@@ -80,12 +84,24 @@ def veven(a, b):
     return np.concatenate([a, b])[::2].copy()
 
 
+def vshift1(a, b):
+    return np.concatenate([a, b])[1 : 1 + len(a)].copy()
+
+
+def vshift2(a, b):
+    return np.concatenate([a, b])[2 : 2 + len(a)].copy()
+
+
 def vziplo(a, b):
     return np.stack([a, b], axis=1).ravel()[: len(a)].copy()
 
 
 def vziphi(a, b):
     return np.stack([a, b], axis=1).ravel()[len(a) :].copy()
+
+
+def prefetch(a, i):
+    return None
 
 
 def vload_index(a, i, like):
@@ -229,6 +245,32 @@ def _even(typingctx, a, b):
     return a(a, b), codegen
 
 
+def _shift_intrinsic(by):
+    @intrinsic
+    def _shift(typingctx, a, b):
+        def codegen(context, builder, sig, args):
+            mask = ir.Constant(ir.VectorType(ir.IntType(32), a.lanes),
+                               list(range(by, by + a.lanes)))
+            return builder.shuffle_vector(args[0], args[1], mask)
+
+        return a(a, b), codegen
+
+    return _shift
+
+
+_shift1, _shift2 = _shift_intrinsic(1), _shift_intrinsic(2)
+
+
+@overload(vshift1)
+def _vshift1_impl(a, b):
+    return lambda a, b: _shift1(a, b)
+
+
+@overload(vshift2)
+def _vshift2_impl(a, b):
+    return lambda a, b: _shift2(a, b)
+
+
 def _zip_intrinsic(upper):
     @intrinsic
     def _zip(typingctx, a, b):
@@ -259,6 +301,26 @@ def _load_index(typingctx, a, i, like):
         return builder.sitofp(ints, context.get_value_type(vt))
 
     return vt(a, types.intp, like), codegen
+
+
+@intrinsic
+def _prefetch(typingctx, a, i):
+    def codegen(context, builder, sig, args):
+        data = context.make_array(a)(context, builder, args[0]).data
+        ptr = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32]),
+            "llvm.prefetch.p0i8")
+        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.none(a, types.intp), codegen
+
+
+@overload(prefetch)
+def _prefetch_impl(a, i):
+    return lambda a, i: _prefetch(a, i)
 
 
 @overload(vziplo)
