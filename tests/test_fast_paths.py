@@ -158,13 +158,14 @@ def test_each_algorithm_matches_reference(algo, case, dtype):
     ("forward", (1, 1), (2, 2), 4, (1, 4, 8, 8), (4, 1, 3, 3), "depthwise"),
     ("forward", (2, 2), (1, 1), 4, (1, 4, 8, 8), (4, 1, 3, 3), "depthwise"),
     ("grad_input", (2, 1), (1, 1), 4, (1, 4, 8, 8), (4, 1, 3, 3), "gemm"),
-    # 3x3 stride 1 with many channels on a large enough plane: Winograd, not for grad_weight
+    # 3x3 stride 1 with many channels where tiles fill: Winograd, not for grad_weight
     ("forward", (1, 1), (1, 1), 1, (8, 64, 56, 56), (64, 64, 3, 3), "winograd"),
     ("grad_input", (1, 1), (1, 1), 1, (8, 256, 14, 14), (256, 256, 3, 3), "winograd"),
     ("grad_weight", (1, 1), (1, 1), 1, (8, 64, 56, 56), (64, 64, 3, 3), "direct"),
     ("forward", (1, 1), (2, 2), 1, (8, 64, 56, 56), (64, 64, 3, 3), "direct"),
     # small planes with many channels, and 1x1 kernels: the blocked product
     ("forward", (1, 1), (1, 1), 1, (8, 512, 7, 7), (512, 512, 3, 3), "panel"),
+    ("forward", (1, 1), (1, 1), 1, (32, 64, 16, 16), (64, 64, 3, 3), "panel"),  # tiles half used
     ("grad_weight", (1, 1), (1, 1), 1, (8, 256, 14, 14), (256, 256, 3, 3), "panel"),
     ("forward", (1, 1), (1, 1), 1, (8, 24, 56, 56), (144, 24, 1, 1), "panel"),
     ("grad_input", (1, 1), (1, 1), 1, (8, 144, 56, 56), (24, 144, 1, 1), "direct"),

@@ -65,10 +65,18 @@ _NUMPY_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "
 
 
 WINOGRAD_CHANNELS = 32  # Winograd when input and output channels are at least this many
-WINOGRAD_PLANE = 144  # and the output plane at least this large (12 x 12: tiles fill)
+WINOGRAD_TILES = 0.75  # and this share of the tiles it computes are real (see _tile_use)
 DIRECT_PLANE = 400  # direct loop for planes at least this large (20 x 20), else panel
 DIRECT_PLANE_WGRAD = 784  # weight gradient: direct from 28 x 28 (reads gy in place)
 PANEL_CHANNELS = 16  # with fewer channels than this, stride 1 stays on the direct loop
+
+
+def _tile_use(h, w):
+    """The share of Winograd's computed 2 x 2 tiles that hold outputs, for an output plane
+    of about ``h x w``: each image's tile rows are one column wider than the plane's, and
+    tasks take 64 tiles (16 x 16: 64 of 128; 14 x 14: 49 of 64; 56 x 56: 784 of 832)."""
+    th, tw = -(-h // 2), -(-w // 2)
+    return th * tw / (-(-th * (tw + 1) // 64) * 64)
 
 
 def choose(op, stride, dilation, groups, x_shape, w_shape):
@@ -77,8 +85,9 @@ def choose(op, stride, dilation, groups, x_shape, w_shape):
     ``op`` is ``"forward"``, ``"grad_input"`` or ``"grad_weight"``.
 
     - one kernel per channel: ``"depthwise"`` (strides its loops take, else ``"gemm"``);
-    - 3 x 3, stride 1, one group, at least 32 channels in and out, a plane of at least
-      12 x 12: ``"winograd"`` (forward and input gradient);
+    - 3 x 3, stride 1, one group, at least 32 channels in and out, a plane on which 3/4
+      of the tiles computed are real (14 x 14, 28 x 28, 56 x 56; not 7 x 7 or 16 x 16):
+      ``"winograd"`` (forward and input gradient);
     - other stride-1 convolutions: ``"direct"`` on large planes (its weight gradient reads
       ``gy`` in place) or with few channels, ``"panel"`` (the blocked matrix product) on
       small planes with many channels and for 1 x 1 kernels;
@@ -93,7 +102,7 @@ def choose(op, stride, dilation, groups, x_shape, w_shape):
     if tuple(stride) == (1, 1):
         few = min(c, o) < PANEL_CHANNELS
         if (op != "grad_weight" and winograd.supports(stride, dilation, groups, w_shape)
-                and min(c, o) >= WINOGRAD_CHANNELS and plane >= WINOGRAD_PLANE):
+                and min(c, o) >= WINOGRAD_CHANNELS and _tile_use(h, w) >= WINOGRAD_TILES):
             return "winograd"
         if op == "grad_weight":
             return "direct" if plane >= DIRECT_PLANE_WGRAD or few else "panel"

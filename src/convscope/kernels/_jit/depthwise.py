@@ -256,13 +256,13 @@ def depthwise_weight_grad(x, gy, top, left, hp, wph, sh, sw, slack, kh, kw, dh, 
     nv = ow // L
     plane = hp * wph
     xflat, gflat = x.ravel(), gy.ravel()
-    # lanes of the last vector of a row that the whole vectors have not counted
-    ramp = np.arange(L).astype(x.dtype)
-    tail = vload(np.where(ramp >= L - (ow - nv * L), ramp * 0 + 1, ramp * 0), 0)
-    acc0 = vzero(x)
     for t in prange((planes + per_task - 1) // per_task):
         buf = np.zeros(sw * plane + slack, x.dtype)
         lane = np.empty(9 * L, x.dtype)
+        # 1 in the lanes of a row's last vector that the whole vectors have not counted
+        mask = np.zeros(L, x.dtype)
+        mask[L - (ow - nv * L):] = 1
+        tail, acc0 = vload(mask, 0), vzero(buf)
         for pl in range(t * per_task, min(planes, (t + 1) * per_task)):
             for r in range(h):
                 _fill(buf, xflat, (pl * h + r) * wd, r + top, left, wd, sw, wph, plane)
@@ -279,10 +279,15 @@ def depthwise_weight_grad(x, gy, top, left, hp, wph, sh, sw, slack, kh, kw, dh, 
                     for rho in range(u0 * dh, hp):
                         d0 = rho - u0 * dh  # sh * (the gy row of the block's first kernel row)
                         d1, d2 = d0 - dh, d0 - 2 * dh
-                        r0, r1, r2 = d0 // sh, d1 // sh, d2 // sh
-                        ok0 = d0 % sh == 0 and r0 < oh
-                        ok1 = u0 + 1 < kh and d1 >= 0 and d1 % sh == 0 and r1 < oh
-                        ok2 = u0 + 2 < kh and d2 >= 0 and d2 % sh == 0 and r2 < oh
+                        if sh == 1:  # no division (3 a row cost as much as the row's FMAs)
+                            r0, r1, r2 = d0, d1, d2
+                            ok0, ok1, ok2 = r0 < oh, u0 + 1 < kh and 0 <= r1 < oh, (
+                                u0 + 2 < kh and 0 <= r2 < oh)
+                        else:
+                            r0, r1, r2 = d0 // sh, d1 // sh, d2 // sh
+                            ok0 = d0 % sh == 0 and r0 < oh
+                            ok1 = u0 + 1 < kh and d1 >= 0 and d1 % sh == 0 and r1 < oh
+                            ok2 = u0 + 2 < kh and d2 >= 0 and d2 % sh == 0 and r2 < oh
                         if not (ok0 or ok1 or ok2):
                             continue
                         for j in range(nv):
