@@ -41,6 +41,24 @@ CONV_ROWS = [  # name, batch, input C x H x W, kernels O @ k x k, padding p, gro
     dict(name="slides L1 N=1", n=1, c=3, h=64, w=64, o=8, k=5, p=2, g=1),
 ]
 QUICK_ROWS = [0, 2, 5, 6, 7]
+# ResNet-18's downsampling layers at batch 8 (224 x 224 input): the stem and the 3x3 and
+# 1x1 stride-2 convolutions (issue 13); ``s`` is the stride
+STRIDED_ROWS = [
+    dict(name="ResNet stem N=8 224x224x3->64@7x7 s2", n=8, c=3, h=224, w=224, o=64, k=7, p=3,
+         g=1, s=2),
+    dict(name="ResNet N=8 56x56x64->128@3x3 s2", n=8, c=64, h=56, w=56, o=128, k=3, p=1, g=1,
+         s=2),
+    dict(name="ResNet N=8 28x28x128->256@3x3 s2", n=8, c=128, h=28, w=28, o=256, k=3, p=1,
+         g=1, s=2),
+    dict(name="ResNet N=8 14x14x256->512@3x3 s2", n=8, c=256, h=14, w=14, o=512, k=3, p=1,
+         g=1, s=2),
+    dict(name="ResNet N=8 56x56x64->128@1x1 s2", n=8, c=64, h=56, w=56, o=128, k=1, p=0, g=1,
+         s=2),
+    dict(name="ResNet N=8 28x28x128->256@1x1 s2", n=8, c=128, h=28, w=28, o=256, k=1, p=0,
+         g=1, s=2),
+    dict(name="ResNet N=8 14x14x256->512@1x1 s2", n=8, c=256, h=14, w=14, o=512, k=1, p=0,
+         g=1, s=2),
+]
 
 POOL_ROWS = [
     dict(name="max 2x2 s2 N=64 60x60x10", op="max", n=64, c=10, h=60, w=60, k=2, s=2, p=0),
@@ -89,8 +107,8 @@ def rounds_of(libs: list[str], job: dict, rounds: int) -> dict[str, list[dict]]:
 
 
 def conv_flops(row: dict) -> float:
-    oh = row["h"] + 2 * row["p"] - row["k"] + 1
-    ow = row["w"] + 2 * row["p"] - row["k"] + 1
+    oh = (row["h"] + 2 * row["p"] - row["k"]) // row.get("s", 1) + 1
+    ow = (row["w"] + 2 * row["p"] - row["k"]) // row.get("s", 1) + 1
     return 2.0 * row["n"] * row["o"] * oh * ow * (row["c"] // row["g"]) * row["k"] ** 2
 
 
@@ -203,7 +221,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rows and repeats")
     parser.add_argument("--rounds", type=int, default=None)
-    parser.add_argument("--only", choices=["conv", "pool", "train", "startup"], default=None)
+    parser.add_argument("--only", choices=["conv", "strided", "pool", "train", "startup"],
+                        default=None)
     args = parser.parse_args()
     rounds = args.rounds or (2 if args.quick else 5)
     repeats = 3 if args.quick else 7
@@ -222,6 +241,15 @@ def main() -> None:
         res_b = {k: v for k, v in res.items() if k in ("convscope", "torch")}
         report["forward_backward"] = conv_section(rows, res_b, sgemm, "fwdbwd",
                                                   "Forward + backward (grad input, weight, bias)")
+    if args.only in (None, "strided"):
+        srows = STRIDED_ROWS[1:2] + STRIDED_ROWS[4:5] if args.quick else STRIDED_ROWS
+        res = rounds_of(libs, {"kind": "conv", "rows": srows, "repeats": repeats}, rounds)
+        sgemm = median(r["sgemm_gflops"] for r in res["numpy"])
+        report["strided_forward"] = conv_section(srows, res, sgemm, "fwd",
+                                                 "Strided (ResNet downsampling), forward")
+        res_b = {k: v for k, v in res.items() if k in ("convscope", "torch")}
+        report["strided_forward_backward"] = conv_section(
+            srows, res_b, sgemm, "fwdbwd", "Strided (ResNet downsampling), forward + backward")
     if args.only in (None, "pool"):
         pl = ["convscope"] + ["torch"] * has_torch
         prows = POOL_ROWS[:1] if args.quick else POOL_ROWS

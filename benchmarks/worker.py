@@ -35,10 +35,11 @@ def median_time(fn, repeats: int, warmup: int = 1) -> float:
 def conv_arrays(row: dict, dtype=np.float32):
     rng = np.random.default_rng(0)
     n, c, h, w, o, k, p, g = (row[key] for key in ("n", "c", "h", "w", "o", "k", "p", "g"))
+    s = row.get("s", 1)
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     wt = (rng.standard_normal((o, c // g, k, k)) / np.sqrt(c // g * k * k)).astype(dtype)
     b = rng.standard_normal(o).astype(dtype)
-    oh, ow = h + 2 * p - k + 1, w + 2 * p - k + 1
+    oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
     gy = rng.standard_normal((n, o, oh, ow)).astype(dtype)
     return x, wt, b, gy
 
@@ -52,8 +53,8 @@ def convscope_conv(row: dict, repeats: int) -> dict:
     from convscope.tensor import Tensor
 
     x, w, b, gy = conv_arrays(row)
-    p, g = row["p"], row["g"]
-    geo = ((1, 1), ((p, p), (p, p)), (1, 1), g)
+    p, g, s = row["p"], row["g"], row.get("s", 1)
+    geo = ((s, s), ((p, p), (p, p)), (1, 1), g)
 
     def fwd():
         return kernels.conv2d(x, w, b, *geo)
@@ -68,7 +69,7 @@ def convscope_conv(row: dict, repeats: int) -> dict:
         xt = Tensor(x, requires_grad=True)
         wt = Tensor(w, requires_grad=True)
         bt = Tensor(b, requires_grad=True)
-        F.conv2d(xt, wt, bt, padding=p, groups=g).backward(gy)
+        F.conv2d(xt, wt, bt, stride=s, padding=p, groups=g).backward(gy)
 
     return {"fwd": median_time(fwd, repeats), "fwdbwd": median_time(fwdbwd, repeats),
             "autograd": median_time(autograd, repeats)}
@@ -78,7 +79,7 @@ def torch_conv(row: dict, repeats: int) -> dict:
     import torch
 
     x, w, b, gy = conv_arrays(row)
-    p, g = row["p"], row["g"]
+    p, g, s = row["p"], row["g"], row.get("s", 1)
     out = {}
     for name, fmt in (("nchw", torch.contiguous_format), ("cl", torch.channels_last)):
         tx = torch.from_numpy(x).contiguous(memory_format=fmt)
@@ -88,13 +89,14 @@ def torch_conv(row: dict, repeats: int) -> dict:
 
         def fwd():
             with torch.no_grad():
-                torch.nn.functional.conv2d(tx, tw, tb, padding=p, groups=g)
+                torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p, groups=g)
 
         ax, aw, ab = (t.clone().requires_grad_(True) for t in (tx, tw, tb))
 
         def fwdbwd():
             ax.grad = aw.grad = ab.grad = None
-            torch.nn.functional.conv2d(ax, aw, ab, padding=p, groups=g).backward(tg)
+            torch.nn.functional.conv2d(ax, aw, ab, stride=s, padding=p,
+                                       groups=g).backward(tg)
 
         out[f"fwd_{name}"] = median_time(fwd, repeats)
         out[f"fwdbwd_{name}"] = median_time(fwdbwd, repeats)
@@ -106,8 +108,9 @@ def onnxruntime_conv(row: dict, repeats: int) -> dict:
     from onnx import TensorProto, helper, numpy_helper
 
     x, w, b, _ = conv_arrays(row)
-    p, g = row["p"], row["g"]
+    p, g, s = row["p"], row["g"], row.get("s", 1)
     node = helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[p, p, p, p], group=g,
+                            strides=[s, s],
                             kernel_shape=list(w.shape[2:]))
     graph = helper.make_graph(
         [node], "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
@@ -121,14 +124,15 @@ def onnxruntime_conv(row: dict, repeats: int) -> dict:
     return {"fwd": median_time(lambda: sess.run(None, {"x": x}), repeats)}
 
 
-def numpy_im2col_conv(x, w, b, p, g):
+def numpy_im2col_conv(x, w, b, p, g, step=1):
     """The textbook NumPy convolution: strided im2col view, one copy, one tensordot."""
     n, c, h, wd = x.shape
     o, cg, k, _ = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-    oh, ow = xp.shape[2] - k + 1, xp.shape[3] - k + 1
+    oh, ow = (xp.shape[2] - k) // step + 1, (xp.shape[3] - k) // step + 1
     s = xp.strides
-    win = np.lib.stride_tricks.as_strided(xp, (n, c, oh, ow, k, k), (*s, s[2], s[3]))
+    win = np.lib.stride_tricks.as_strided(
+        xp, (n, c, oh, ow, k, k), (s[0], s[1], s[2] * step, s[3] * step, s[2], s[3]))
     ys = []
     for gi in range(g):
         cols = win[:, gi * cg:(gi + 1) * cg]  # (N, cg, oh, ow, k, k)
@@ -140,7 +144,8 @@ def numpy_im2col_conv(x, w, b, p, g):
 
 def numpy_conv(row: dict, repeats: int) -> dict:
     x, w, b, _ = conv_arrays(row)
-    return {"fwd": median_time(lambda: numpy_im2col_conv(x, w, b, row["p"], row["g"]), repeats)}
+    return {"fwd": median_time(
+        lambda: numpy_im2col_conv(x, w, b, row["p"], row["g"], row.get("s", 1)), repeats)}
 
 
 # --------------------------------------------------------------------------- pooling
