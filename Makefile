@@ -19,6 +19,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/networks.py
 
 clean:
 	rm -rf $(VENV) demo-output build src/*.egg-info
