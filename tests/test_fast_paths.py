@@ -590,3 +590,19 @@ def test_phases_with_nan_and_inf_input_take_the_exact_path(case):
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         finite = np.isfinite(want)
         np.testing.assert_allclose(got[finite], want[finite], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(("n", "k", "m"), [(8, 512, 1000), (5, 700, 900), (2, 3, 4)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_paths_agree_with_numpy(n, k, m, dtype):
+    """Small products by einsum, larger ones on the compiled loops (not BLAS's threads)."""
+    rng = np.random.default_rng(n * k)
+    a = rng.standard_normal((n, k)).astype(dtype)
+    b = rng.standard_normal((k, m)).astype(dtype)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    got = fast.matmul(a, b)
+    assert got.dtype == dtype and got.shape == (n, m)
+    bound = 2 * k * np.finfo(dtype).eps * (np.abs(a) @ np.abs(b))
+    assert (np.abs(got - want) <= bound).all()
+    np.testing.assert_allclose(fast.matmul(a.T.copy().T, b[:, ::1]), got, rtol=1e-6 if
+                               dtype == np.float32 else 1e-13)

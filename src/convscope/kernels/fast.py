@@ -368,6 +368,7 @@ def conv2d_grads(gy, x, w, need, stride, padding, dilation, groups, algo=None, m
 # --------------------------------------------------------------------------- matmul
 
 SMALL_PRODUCT = 1 << 21  # multiply-adds; up to this a product runs without BLAS's threads
+COMPILED_PRODUCT = 1 << 28  # up to this, larger products run on the compiled loops
 
 
 def matmul(a, b):
@@ -378,8 +379,18 @@ def matmul(a, b):
     before a pooling loop made that loop 8-40x slower, measured). A small product on one
     thread costs a fraction of a millisecond and wakes no thread pool.
     """
-    if a.shape[0] * a.shape[1] * b.shape[1] <= SMALL_PRODUCT:
+    size = a.shape[0] * a.shape[1] * b.shape[1]
+    if size <= SMALL_PRODUCT:
         return np.einsum("ij,jk->ik", a, b)
+    if size <= COMPILED_PRODUCT and a.dtype == b.dtype and a.dtype.kind == "f":
+        # as a 1 x 1 convolution on the blocked-product loops: the compiled loops' own
+        # threads, which sleep as soon as they are done (measured: BLAS for ResNet-18's
+        # 8 x 512 x 1000 classifier left its threads spinning into the next forward pass,
+        # whose first convolutions then took twice their time)
+        x = np.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], 1, 1)
+        w = np.ascontiguousarray(b.T).reshape(b.shape[1], b.shape[0], 1, 1)
+        y = panel.conv2d(x, w, None, (1, 1), ((0, 0), (0, 0)), (1, 1), 1)
+        return y.reshape(a.shape[0], b.shape[1])
     return a @ b
 
 
