@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 
 from .. import shapes
-from ..errors import ArgumentError, ArgumentTypeError, message
+from ..errors import ArgumentError, message
 from ..functional import noise as D
 from ..functional import resample as R
 from ..functional import transpose as T
 from ..functional._common import _batched, as_tensor
 from ..tensor import Tensor
+from .layers import _positive_int
 from .module import Module, Parameter, make_rng
 
 __all__ = ["ConvTranspose2d", "AdaptiveAvgPool2d", "Upsample", "Dropout2d"]
@@ -37,16 +38,6 @@ def _hw(shape: tuple[int, ...]) -> str:
     return f"{shape[-2]}x{shape[-1]}"
 
 
-def _count(value: Any, name: str, where: str) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise ArgumentTypeError(
-            message(where, f"`{name}` must be an int", f"pass e.g. {name}=8", f"{name}={value!r}")
-        )
-    if value < 1:
-        raise ArgumentError(
-            message(where, f"`{name}` must be positive", f"use {name}=1 or more", f"{name}={value}")
-        )
-    return int(value)
 
 
 def _listed(value: Any) -> Any:
@@ -105,13 +96,13 @@ class ConvTranspose2d(Module):
     ) -> None:
         super().__init__()
         where = "ConvTranspose2d"
-        self.in_channels = _count(in_channels, "in_channels", where)
-        self.out_channels = _count(out_channels, "out_channels", where)
+        self.in_channels = _positive_int(in_channels, "in_channels", where)
+        self.out_channels = _positive_int(out_channels, "out_channels", where)
         self.kernel_size = shapes.pair(kernel_size, "kernel_size", where)
         self.stride, self.padding, self.output_padding, self.dilation = shapes.conv_transpose_args(
             stride, padding, output_padding, dilation, where
         )
-        self.groups = _count(groups, "groups", where)
+        self.groups = _positive_int(groups, "groups", where)
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ArgumentError(
                 message(where, "`groups` must divide both in_channels and out_channels",
