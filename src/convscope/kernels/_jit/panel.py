@@ -26,7 +26,8 @@ from numba import njit, prange
 from .rows import _copy, _copy_where
 from .simd import lanes, vadd, veven, vfma, vload, vsplat, vstore, vzero, vziphi, vziplo
 
-__all__ = ["pack_all", "panel_forward", "panel_grad_input", "panel_grad_weight", "transpose_grad"]
+__all__ = ["col2im", "pack_all", "panel_forward", "panel_grad_input", "panel_grad_weight",
+           "transpose_grad"]
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
@@ -176,6 +177,34 @@ def _pack_cols(xflat, c0, h, w, geo, segs, m, used, k0, k1, nc, buf, base):
 
 
 @njit(inline="always", **_OPTS)
+def _pack_table(xflat, c0, h, w, n_ch, tab, p0, used, k0, k1, nc, buf, base):
+    """:func:`_pack_cols` for narrow planes, through a table: ``tab[(u, v), j]`` is the input
+    cell (``ih * w + iw``) under kernel entry ``(u, v)`` at output position ``j`` of an
+    image, or -1 on the padding. Runs along output rows of 2 to 7 values cost a few vector
+    moves each there (5 ns a value on 2 x 2 planes); here a value is one table read.
+    """
+    khw, limg = tab.shape[0], tab.shape[1]
+    img = n_ch * h * w
+    for k in range(k0, k1):
+        uv = k % khw
+        row = base + (k - k0) * nc
+        n = p0 // limg
+        j = p0 - n * limg
+        src = n * img + (c0 + k // khw) * h * w
+        i = 0
+        while i < used:
+            run = min(limg - j, used - i)
+            for t in range(run):
+                o = tab[uv, j + t]
+                v = xflat[src + max(o, 0)]
+                buf[row + i + t] = v if o >= 0 else 0
+            i += run
+            j = 0
+            src += img
+        _zero(buf, row + used, nc - used)
+
+
+@njit(inline="always", **_OPTS)
 def _mm4x4(b, bat, nc, kc, w, r0, r1, r2, r3, ks, acc, at, stride, init, i0, i1, i2, i3):
     """4 rows x 4 vectors: ``acc[at + j*stride + m*L ...]`` (+)= ``sum_k w[r_j + k*ks] *
     b[bat + k*nc + m*L ...]`` for ``k < kc``; ``init``: start from ``i_j`` instead.
@@ -236,7 +265,7 @@ def _mm4x4(b, bat, nc, kc, w, r0, r1, r2, r3, ks, acc, at, stride, init, i0, i1,
 
 
 @njit(parallel=True, **_OPTS)
-def pack_all(x, geo, n_grp, kc, pp, out):
+def pack_all(x, geo, n_grp, kc, pp, tab, out):
     """The whole im2col matrix of every group: ``out[(g * K + k) * pp + p]`` (``pp >= P``
     positions a row, zeros after ``P``; ``out`` has a vector of slack at its end).
 
@@ -254,13 +283,16 @@ def pack_all(x, geo, n_grp, kc, pp, out):
     for t in prange(n_grp * n_kc):
         g, k0 = t // n_kc, t % n_kc * kc
         segs = np.empty((n_img * oh + 2, 5), np.int64)
-        m = _segments(geo, n_ch, h, w, p_total, 0, pp, segs)
-        _pack_cols(xflat, g * cg, h, w, geo, segs, m, p_total, k0, min(k_all, k0 + kc), pp, out,
-                   (g * k_all + k0) * pp)
+        k1, at = min(k_all, k0 + kc), (g * k_all + k0) * pp
+        if tab.size:
+            _pack_table(xflat, g * cg, h, w, n_ch, tab, 0, p_total, k0, k1, pp, out, at)
+        else:
+            m = _segments(geo, n_ch, h, w, p_total, 0, pp, segs)
+            _pack_cols(xflat, g * cg, h, w, geo, segs, m, p_total, k0, k1, pp, out, at)
 
 
 @njit(parallel=True, **_OPTS)
-def panel_forward(x, w, bias, geo, kc, nc, oc, relu, packed, pp, y):
+def panel_forward(x, w, bias, geo, kc, nc, oc, relu, packed, pp, tab, y):
     """``y[n, g*og + o, r, q] = bias[o] + sum_k W[o, k] * B[k, (n, r, q)]`` per group ``g``.
 
     x (N, C, H, W); w (O, C/G, kh, kw) read in place (a block of 4 channels past a group's
@@ -300,7 +332,10 @@ def panel_forward(x, w, bias, geo, kc, nc, oc, relu, packed, pp, y):
             if pp:
                 b, at, stride = packed, (g * k_all + k0) * pp + p0, pp
             else:
-                _pack_cols(xflat, g * cg, h, wd, geo, segs, m, used, k0, k1, nc, panel, 0)
+                if tab.size:
+                    _pack_table(xflat, g * cg, h, wd, n_ch, tab, p0, used, k0, k1, nc, panel, 0)
+                else:
+                    _pack_cols(xflat, g * cg, h, wd, geo, segs, m, used, k0, k1, nc, panel, 0)
                 b, at, stride = panel, 0, nc
             for o in range(o0, o1, 4):  # the 4 channels' weights stay in L1 across jb
                 c0, c1 = g * og + min(o, og - 1), g * og + min(o + 1, og - 1)
@@ -420,16 +455,17 @@ def transpose_grad(gy, n_grp, og64, gt, gbp):
 
 
 @njit(parallel=True, **_OPTS)
-def panel_grad_weight(x, gt, geo, kc, nc, out):
+def panel_grad_weight(x, gt, geo, kc, nc, obs, tab, out):
     """``out[g*og + o, k] = sum_p GY[o, p] * B[k, p]`` (the weight gradient, ``(O, K)``).
 
     x (N, C, H, W); gt (G, P', og64) from :func:`transpose_grad`; out (O, K) written whole.
     Computed transposed, ``GW^T (K x og) = B (K x P) @ GY^T (P x og)``, so the micro-kernel
     of the forward pass applies unchanged (4 kernel entries broadcast from the packed im2col
     rows x 4 vectors of output channels; no lanes left to add up). A task owns ``kc``
-    kernel entries (a multiple of 4) x 4 vectors of output channels of one group, walks
-    every position in panels of ``nc`` (the im2col rows packed in cache), keeps its block of
-    ``GW^T`` in a buffer and finally writes it, transposed, into ``out``.
+    kernel entries (a multiple of 4) x ``obs`` blocks of 4 vectors of output channels of one
+    group, walks every position in panels of ``nc`` (the im2col rows packed in cache once
+    for all its channel blocks: packing a panel costs more than one block's products), keeps
+    its block of ``GW^T`` in a buffer and finally writes it, transposed, into ``out``.
     """
     n_img, n_ch, h, w = x.shape
     n_grp, pp, og64 = gt.shape[0], gt.shape[1], gt.shape[2]
@@ -440,25 +476,58 @@ def panel_grad_weight(x, gt, geo, kc, nc, out):
     cg = n_ch // n_grp
     L = lanes(x)
     ob_width = 4 * L
-    n_kc, n_oc = (k_all + kc - 1) // kc, og64 // ob_width
+    n_ob = og64 // ob_width
+    n_kc, n_os = (k_all + kc - 1) // kc, (n_ob + obs - 1) // obs
     xflat, tflat, oflat = x.ravel(), gt.ravel(), out.ravel()
-    for t in prange(n_grp * n_kc * n_oc):
-        g, ki, oi = t // (n_kc * n_oc), t // n_oc % n_kc, t % n_oc
-        k0, o0 = ki * kc, oi * ob_width
-        k1 = min(k_all, k0 + kc)
+    for t in prange(n_grp * n_kc * n_os):
+        g, ki, oi = t // (n_kc * n_os), t // n_os % n_kc, t % n_os
+        k0, b0 = ki * kc, oi * obs
+        k1, b1 = min(k_all, k0 + kc), min(n_ob, b0 + obs)
         rows = (k1 - k0 + 3) // 4 * 4
+        size = rows * ob_width  # one channel block's sums
         panel = np.empty(rows * nc + L, x.dtype)
-        acc = np.empty(rows * ob_width, x.dtype)
+        acc = np.empty((b1 - b0) * size, x.dtype)
         segs = np.empty((nc + 2, 5), np.int64)
         for p0 in range(0, p_total, nc):
-            m = _segments(geo, n_ch, h, w, p_total, p0, nc, segs)
             used = min(nc, p_total - p0)
-            _pack_cols(xflat, g * cg, h, w, geo, segs, m, used, k0, k1, nc, panel, 0)
+            if tab.size:
+                _pack_table(xflat, g * cg, h, w, n_ch, tab, p0, used, k0, k1, nc, panel, 0)
+            else:
+                m = _segments(geo, n_ch, h, w, p_total, p0, nc, segs)
+                _pack_cols(xflat, g * cg, h, w, geo, segs, m, used, k0, k1, nc, panel, 0)
             _zero(panel, (k1 - k0) * nc, (rows - (k1 - k0)) * nc)
-            for k in range(0, rows, 4):
-                _mm4x4(tflat, (g * pp + p0) * og64 + o0, og64, nc, panel, k * nc,
-                       (k + 1) * nc, (k + 2) * nc, (k + 3) * nc, 1, acc, k * ob_width, ob_width,
-                       p0 == 0, 0.0, 0.0, 0.0, 0.0)
-        for k in range(k0, k1):
-            for o in range(o0, min(og, o0 + ob_width)):
-                oflat[(g * og + o) * k_all + k] = acc[(k - k0) * ob_width + o - o0]
+            for ob in range(b0, b1):
+                at = (g * pp + p0) * og64 + ob * ob_width
+                for k in range(0, rows, 4):
+                    _mm4x4(tflat, at, og64, nc, panel, k * nc, (k + 1) * nc, (k + 2) * nc,
+                           (k + 3) * nc, 1, acc, (ob - b0) * size + k * ob_width, ob_width,
+                           p0 == 0, 0.0, 0.0, 0.0, 0.0)
+        for ob in range(b0, b1):
+            o0 = ob * ob_width
+            for k in range(k0, k1):
+                src = (ob - b0) * size + (k - k0) * ob_width - o0
+                for o in range(o0, min(og, o0 + ob_width)):
+                    oflat[(g * og + o) * k_all + k] = acc[src + o]
+
+
+@njit(parallel=True, **_OPTS)
+def col2im(cols, geo, gx):
+    """``gx[n, c, r*sh + u*dh - pt, q*sw + v*dw - pl] += cols[n, c, u, v, r, q]``, the cells on
+    the padding dropped; gx (N, C, H, W) written whole. One plane of ``gx`` per task, its
+    sums in a fixed order."""
+    n_img, n_ch, kh, kw, oh, ow = cols.shape
+    h, w = gx.shape[2], gx.shape[3]
+    sh, sw, dh, dw, pt, pl = geo[2], geo[3], geo[4], geo[5], geo[6], geo[7]
+    for t in prange(n_img * n_ch):
+        n, c = t // n_ch, t % n_ch
+        _zero(gx[n, c].ravel(), 0, h * w)
+        for u in range(kh):
+            for v in range(kw):
+                for r in range(oh):
+                    ih = r * sh + u * dh - pt
+                    if ih < 0 or ih >= h:
+                        continue
+                    for q in range(ow):
+                        iw = q * sw + v * dw - pl
+                        if 0 <= iw < w:
+                            gx[n, c, ih, iw] += cols[n, c, u, v, r, q]
