@@ -374,6 +374,32 @@ def test_panel_tasks_pack_or_share_the_whole_im2col_matrix(monkeypatch, dtype):
             np.testing.assert_allclose(got, ref_value, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("case", [
+    ConvCase("s2_dil_groups", 4, 6, 9, 7, 4, 3, 3, (2, 2), _pad(1, 2, 0, 1), (2, 1), groups=2),
+    ConvCase("s1_2x2", 5, 7, 2, 2, 9, 3, 3, padding=_pad(1, 1, 1, 1)),
+    ConvCase("s3_k1", 3, 5, 7, 8, 6, 1, 1, (3, 3)),
+], ids=lambda c: c.name)
+def test_panel_table_packing_and_batch_wide_input_gradient_agree(monkeypatch, case):
+    # narrow output rows packed through the table of cells or by runs; the strided input
+    # gradient on tiny planes as one batch-wide product + col2im or per image: the same
+    # bits either way (the sums run in the same order), and the reference's values
+    from convscope.kernels import panel
+
+    x, w, b, gy = case.arrays(np.random.default_rng(21), np.float64)
+    want = _reference(case, x, w, b, gy)
+    results = []
+    for table, batch_cols, rows in ((0, 0, 64), (100, 100, 64), (100, 100, 8)):
+        monkeypatch.setattr(panel, "TABLE_BELOW", table)
+        monkeypatch.setattr(panel, "BATCH_COLS_BELOW", batch_cols)
+        monkeypatch.setattr(panel, "WGRAD_ROWS", rows)  # several weight-gradient tasks
+        got = _all(case, x, w, b, gy, "panel")
+        for g, ref_value in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, ref_value, rtol=1e-10, atol=1e-12)
+        results.append(got)
+    np.testing.assert_array_equal(results[0][0], results[1][0])  # forward: packing only
+    np.testing.assert_array_equal(results[0][2], results[1][2])
+
+
 def test_direct_forward_with_one_row_per_task_and_each_weight_gradient_split(monkeypatch):
     # several tasks per image in the forward loop; the weight gradient split over images
     # and split over channel blocks give the reference's values
