@@ -632,3 +632,22 @@ def test_matmul_paths_agree_with_numpy(n, k, m, dtype):
     assert (np.abs(got - want) <= bound).all()
     np.testing.assert_allclose(fast.matmul(a.T.copy().T, b[:, ::1]), got, rtol=1e-6 if
                                dtype == np.float32 else 1e-13)
+
+
+def test_compiled_code_is_dropped_when_any_loop_file_changes(tmp_path):
+    # Numba keys a cached function on its own file only; a change to a helper it inlines
+    # from another file must still drop the cached machine code (else the old code runs)
+    from convscope.kernels._jit import MARK, refresh_cache
+
+    (tmp_path / "loops.py").write_text("def f(): return helper()\n")
+    (tmp_path / "rows.py").write_text("def helper(): return 1\n")
+    cache = tmp_path / "__pycache__"
+    assert refresh_cache(tmp_path)  # first time: no mark yet
+    for name in ("loops.f-1.py311.nbi", "loops.f-1.py311.1.nbc", "rows.cpython-311.pyc"):
+        (cache / name).write_bytes(b"x")
+    assert not refresh_cache(tmp_path)  # nothing changed: the cache stays
+    assert (cache / "loops.f-1.py311.nbi").exists()
+    (tmp_path / "rows.py").write_text("def helper(): return 2\n")  # only the helper's file
+    assert refresh_cache(tmp_path)
+    assert sorted(p.name for p in cache.iterdir()) == [MARK, "rows.cpython-311.pyc"]
+    assert not refresh_cache(tmp_path)

@@ -129,6 +129,35 @@ def test_the_relu_rule_at_zero_and_for_nan_is_pytorchs():
     assert gx[0, 0, 0, :3].tolist() == [1.0, 0.0, 1.0] and gx[1].sum() == 0
 
 
+@pytest.mark.parametrize("algo, groups, stride", [
+    ("panel", 1, (1, 1)), ("panel", 1, (2, 2)), ("depthwise", 6, (1, 1)),
+    ("depthwise", 6, (2, 2)), ("direct", 1, (1, 1)), ("winograd", 1, (1, 1)),
+    ("gemm", 2, (2, 1)),
+])
+@pytest.mark.parametrize("finite", [True, False])
+def test_relu6_clamp_in_the_convs_write_equals_relu_then_minimum(algo, groups, stride,
+                                                                   finite):
+    # the fused ReLU6 (hi=6) of every path: the unfused relu(conv) clamped to 6 afterwards,
+    # bit for bit; NaN kept, +inf -> 6, no -0 (the depthwise and blocked-product loops clamp
+    # in their write, the others after)
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((3, 6, 19, 37)) * 4).astype(np.float32)
+    x[0, :, 2, 3] = 0.0
+    if not finite:
+        x[1, 0, 5, 5], x[2, 1, 7, 30] = np.nan, np.inf
+    cg = 1 if algo == "depthwise" else 6 // groups
+    w = rng.standard_normal((6, cg, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    geo = (stride, _pad(1, 1, 1, 1), (1, 1), 6 if algo == "depthwise" else groups)
+    got = fast.conv2d_relu(x, w, b, *geo, algo=algo, hi=6.0)
+    want = fast.conv2d_relu(x, w, b, *geo, algo=algo)
+    np.minimum(want, 6.0, out=want)
+    np.testing.assert_array_equal(got, want)
+    assert (got[~np.isnan(got)] > 5.9).any() and (got == 0).any()
+    assert not np.signbit(got[~np.isnan(got)]).any()
+    assert np.isnan(got).any() != finite
+
+
 # --------------------------------------------------------------------------- functional
 
 

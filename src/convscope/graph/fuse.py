@@ -6,7 +6,9 @@ hook. The patterns, in eval mode without gradients (inference):
 
 - conv -> batch norm [-> ReLU | ReLU6]: the batch norm is folded into the conv's weights
   and bias (``w * gamma / sqrt(var + eps)``, ``(b - mean) * gamma / sqrt(var + eps) +
-  beta``), the ReLU runs in the conv's write; the batch norm's pass disappears.
+  beta``), the ReLU (ReLU6: a clamp to [0, 6]) runs in the conv's write where the conv's
+  loop has that epilogue (the blocked product, depthwise; else one pass after it); the
+  batch norm's pass disappears.
 - conv -> ReLU: the conv's fused ReLU epilogue.
 - add -> ReLU (ResNet's ``relu(out + identity)``): one pass.
 
@@ -34,6 +36,7 @@ from .ir import Graph, Node
 __all__ = ["fuse", "compiled_call", "compile"]
 
 _ACTS = ("relu", "relu6")
+_HI = {"relu": None, "relu6": 6.0}  # the activation's upper clamp, in the conv's write
 
 
 # --------------------------------------------------------------------------- fused ops
@@ -55,10 +58,8 @@ def conv_bn_act(input: Any, weight: Any, bias: Any, gamma: Any, beta: Any, mean:
     wf = np.ascontiguousarray((w * scale.astype(dt).reshape(-1, 1, 1, 1)).astype(dt))
     bf = shift.astype(dt)
     args = (tuple(stride), _padding(padding), tuple(dilation), groups)
-    y = kernels.conv2d_relu(x, wf, bf, *args) if act in ("relu", "relu6") else \
+    y = kernels.conv2d_relu(x, wf, bf, *args, hi=_HI[act]) if act in _ACTS else \
         kernels.conv2d(x, wf, bf, *args)
-    if act == "relu6":
-        np.minimum(y, 6.0, out=y)
     return Tensor._wrap(y)
 
 
@@ -69,9 +70,8 @@ def conv_act(input: Any, weight: Any, bias: Any, stride: Any, padding: Any, dila
     x = np.ascontiguousarray(input.data if isinstance(input, Tensor) else input)
     w = np.asarray(weight, dtype=x.dtype)
     b = None if bias is None else np.asarray(bias, dtype=x.dtype)
-    y = kernels.conv2d_relu(x, w, b, tuple(stride), _padding(padding), tuple(dilation), groups)
-    if act == "relu6":
-        np.minimum(y, 6.0, out=y)
+    y = kernels.conv2d_relu(x, w, b, tuple(stride), _padding(padding), tuple(dilation), groups,
+                            hi=_HI[act])
     return Tensor._wrap(y)
 
 

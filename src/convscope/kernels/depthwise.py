@@ -72,8 +72,10 @@ class _Plane:
                          for u in range(kernel[0]) for v in range(kernel[1])], np.intp)
 
 
-def conv2d(x, w, b, stride, padding, dilation):
-    """Depthwise convolution, ``w`` of shape (C, 1, kh, kw); needs :func:`supports`."""
+def conv2d(x, w, b, stride, padding, dilation, lo=-np.inf, hi=np.inf):
+    """Depthwise convolution, ``w`` of shape (C, 1, kh, kw); needs :func:`supports`;
+    the output clamped to ``[lo, hi]`` as it is written (a fused ReLU: ``lo=0``; ReLU6:
+    ``lo=0, hi=6``)."""
     n, c, h, wd = x.shape
     kernel = w.shape[2:]
     geo = _Plane((h, wd), kernel, stride, padding, dilation)
@@ -89,13 +91,14 @@ def conv2d(x, w, b, stride, padding, dilation):
         offs = np.array([u * wpa + v for u in range(3) for v in range(3)], np.intp)
         _run(_jit().depthwise3x3, -(-n * c // per_task), y.size * 9,
              np.ascontiguousarray(x).reshape(n * c, h, wd), w.reshape(c, -1).astype(x.dtype),
-             bias, geo.top, geo.left, wpa, offs, per_task, y.reshape(n * c, geo.oh, geo.ow))
+             bias, geo.top, geo.left, wpa, offs, per_task, float(lo), float(hi),
+             y.reshape(n * c, geo.oh, geo.ow))
         return y
     offs = geo.offsets(kernel, dilation)
     _run(_jit().depthwise, -(-n * c // per_task), y.size * offs.size,
          np.ascontiguousarray(x).reshape(n * c, h, wd), w.reshape(c, -1).astype(x.dtype),
-         bias, geo.top, geo.left, geo.hp, geo.wph, geo.sh, geo.sw, offs, per_task,
-         y.reshape(n * c, geo.oh, geo.ow))
+         bias, geo.top, geo.left, geo.hp, geo.wph, geo.sh, geo.sw, offs, per_task, float(lo),
+         float(hi), y.reshape(n * c, geo.oh, geo.ow))
     return y
 
 

@@ -262,23 +262,32 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, algo
 # compute the masked gradient once and go on as for a plain convolution.
 
 
-def conv2d_relu(x, w, b, stride, padding, dilation, groups, algo=None):
-    """``relu(conv2d(x, w, b, ...))`` in one pass (see :func:`conv2d` for the arguments)."""
+def conv2d_relu(x, w, b, stride, padding, dilation, groups, algo=None, hi=None):
+    """``relu(conv2d(x, w, b, ...))`` in one pass (see :func:`conv2d` for the arguments);
+    ``hi``: the values above it set to it as well (ReLU6: ``hi=6``), in the same pass where
+    the loop has an epilogue (the blocked product, depthwise), else in one more."""
     algo = _check(algo or choose("forward", stride, dilation, groups, x.shape, w.shape), stride,
                   dilation)
-    if algo == "winograd" and winograd.supports(stride, dilation, groups, w.shape):
-        y = winograd.conv2d(x, w, b, padding, relu=True)
-        if y is not None:
-            return y
-        algo = "direct"
-    if algo == "direct":
-        return direct.conv2d(x, w.astype(x.dtype, copy=False), b, padding, dilation, groups,
-                             relu=True)
     if algo == "panel":
         return panel.conv2d(x, w.astype(x.dtype, copy=False), b, stride, padding, dilation,
-                            groups, relu=True)
-    y = conv2d(x, w, b, stride, padding, dilation, groups, algo)  # a new array: ours to change
-    return loops.relu(y, out=y if y.flags.writeable else None)
+                            groups, relu=True, hi=np.inf if hi is None else hi)
+    if (algo == "depthwise" and _depthwise_checked(w.shape, groups)
+            and depthwise.supports("forward", stride)):
+        return depthwise.conv2d(x, w.astype(x.dtype, copy=False), b, stride, padding, dilation,
+                                lo=0.0, hi=np.inf if hi is None else hi)
+    y = None
+    if algo == "winograd" and winograd.supports(stride, dilation, groups, w.shape):
+        y = winograd.conv2d(x, w, b, padding, relu=True)  # None: x or w not all finite
+        algo = "direct"
+    if y is None and algo == "direct":
+        y = direct.conv2d(x, w.astype(x.dtype, copy=False), b, padding, dilation, groups,
+                          relu=True)
+    if y is None:
+        y = conv2d(x, w, b, stride, padding, dilation, groups, algo)  # a new array: ours
+        y = loops.relu(y, out=y if y.flags.writeable else None)
+    if hi is not None:
+        np.minimum(y, hi, out=y)
+    return y
 
 
 POOL_2X2 = ((2, 2), (2, 2), (0, 0), (1, 1))  # kernel, stride, padding, dilation

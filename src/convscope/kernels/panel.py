@@ -78,9 +78,9 @@ def _table(hw, kernel, stride, padding, dilation, out_hw):
     return np.where(inside, ih * w + iw, -1).reshape(kh * kw, oh * ow).astype(np.int64)
 
 
-def conv2d(x, w, b, stride, padding, dilation, groups, relu=False):
+def conv2d(x, w, b, stride, padding, dilation, groups, relu=False, hi=np.inf):
     """Convolution (see :func:`convscope.kernels.fast.conv2d`); ``relu``: ReLU applied as
-    the result is written."""
+    the result is written; ``hi``: values above it set to it there too (ReLU6)."""
     n, c, h, wd = x.shape
     o, cg, kh, kw = w.shape
     og = o // groups
@@ -113,7 +113,8 @@ def conv2d(x, w, b, stride, padding, dilation, groups, relu=False):
             _run(_jit().pack_all, groups * -(-k // PANEL_ROWS), 4 * packed.size, x, geo, groups,
                  PANEL_ROWS, pp, tab, packed)
     _run(_jit().panel_forward, groups * n_pc * -(-og4 // oc), y.size * k, x,
-         np.ascontiguousarray(w), bias, geo, PANEL_ROWS, nc, oc, relu, packed, pp, tab, y)
+         np.ascontiguousarray(w), bias, geo, PANEL_ROWS, nc, oc, relu, float(hi), packed, pp,
+         tab, y)
     return y
 
 

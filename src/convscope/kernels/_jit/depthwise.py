@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .rows import _copy, _sum
+from .rows import _clamp, _copy, _sum
 from .simd import (
     lanes,
     prefetch,
@@ -84,7 +84,7 @@ def _dw_vector(buf, at, wc, b, offs, y, dst):
 
 
 @njit(parallel=True, **_OPTS)
-def depthwise(x, w, bias, top, left, hp, wph, sh, sw, offs, per_task, y):
+def depthwise(x, w, bias, top, left, hp, wph, sh, sw, offs, per_task, lo, hi, y):
     """Depthwise convolution over planes, ``per_task`` planes per task, written in place.
 
     x (P, H, W) planes (``P = N * C``); w (C, K) with ``offs`` (K,) into a padded plane
@@ -96,7 +96,8 @@ def depthwise(x, w, bias, top, left, hp, wph, sh, sw, offs, per_task, y):
     straight into ``y``: 4 vectors of the row at a time, the taps' weights splatted per
     vector block, then single vectors, the last one overlapping the one before (the
     same values written twice); rows narrower than a vector go value by value. No
-    garbage columns are computed and nothing is copied out.
+    garbage columns are computed and nothing is copied out. Each plane is clamped to
+    ``[lo, hi]`` once written (a fused ReLU or ReLU6; -inf, inf: none).
     """
     planes, h, wd = x.shape
     n_ch, kk = w.shape
@@ -140,6 +141,8 @@ def depthwise(x, w, bias, top, left, hp, wph, sh, sw, offs, per_task, y):
                             for k in range(kk):
                                 s += wc[k] * buf[base + j + offs[k]]
                             yflat[dst + j] = s
+            if lo > -np.inf or hi < np.inf:
+                _clamp(yflat, pl * oh * ow, oh * ow, lo, hi)
 
 
 @njit(inline="always", **_OPTS)
@@ -159,14 +162,15 @@ def _rows3(buf, at, L, e0, e1, e2, acc0, acc1):
 
 
 @njit(parallel=True, **_OPTS)
-def depthwise3x3(x, w, bias, top, left, wpa, offs, per_task, y):
+def depthwise3x3(x, w, bias, top, left, wpa, offs, per_task, lo, hi, y):
     """:func:`depthwise` for 3 x 3 kernels, stride 1, dilation 1 (MobileNet's and the input
     gradient of those), faster: the padded plane's rows start on 64-byte boundaries
     (``wpa`` a multiple of a vector), and blocks of 2 output rows x 2 vectors read each
     input row with aligned loads once for both rows (4 input rows feed 2 output rows);
     the next plane is asked for while this one is computed. Columns past the last whole
     block go by single vectors as :func:`depthwise` (``offs`` in this layout). Sums in
-    the same order as :func:`depthwise`: the same values, bit for bit.
+    the same order as :func:`depthwise`: the same values, bit for bit; ``lo, hi`` as
+    there.
     """
     planes, h, wd = x.shape
     n_ch = w.shape[0]
@@ -217,6 +221,8 @@ def depthwise3x3(x, w, bias, top, left, wpa, offs, per_task, y):
                                 for k in range(9):
                                     s += wc[k] * buf[base + j + offs[k]]
                                 yflat[dst + j] = s
+            if lo > -np.inf or hi < np.inf:
+                _clamp(yflat, pl * oh * ow, oh * ow, lo, hi)
 
 
 @njit(inline="always", **_OPTS)

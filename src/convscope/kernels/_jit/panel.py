@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .rows import _copy, _copy_where
+from .rows import _clamp, _copy, _copy_where
 from .simd import lanes, vadd, veven, vfma, vload, vsplat, vstore, vzero, vziphi, vziplo
 
 __all__ = ["col2im", "pack_all", "panel_forward", "panel_grad_input", "panel_grad_weight",
@@ -292,7 +292,7 @@ def pack_all(x, geo, n_grp, kc, pp, tab, out):
 
 
 @njit(parallel=True, **_OPTS)
-def panel_forward(x, w, bias, geo, kc, nc, oc, relu, packed, pp, tab, y):
+def panel_forward(x, w, bias, geo, kc, nc, oc, relu, hi, packed, pp, tab, y):
     """``y[n, g*og + o, r, q] = bias[o] + sum_k W[o, k] * B[k, (n, r, q)]`` per group ``g``.
 
     x (N, C, H, W); w (O, C/G, kh, kw) read in place (a block of 4 channels past a group's
@@ -302,7 +302,7 @@ def panel_forward(x, w, bias, geo, kc, nc, oc, relu, packed, pp, tab, y):
     of 4) of one group; it packs ``kc`` rows of ``B`` at a time into a panel (in L2),
     multiplies every block of 4 channels (their ``kc`` weights in L1) by each block of 4
     vectors of positions, and finally copies its block out (``relu``: the ReLU applied
-    there).
+    there; ``hi < inf``: values clamped to ``hi`` too, ReLU6).
     ``pp > 0``: the panels are read from ``packed``, the whole im2col matrix laid out by
     :func:`pack_all` with rows ``pp`` long, instead of packed by each task.
     """
@@ -357,6 +357,8 @@ def panel_forward(x, w, bias, geo, kc, nc, oc, relu, packed, pp, tab, y):
                     _copy_where(yflat, dst, acc, src, acc, src, run)
                 else:
                     _copy(yflat, dst, acc, src, run)
+                if hi < np.inf:
+                    _clamp(yflat, dst, run, -np.inf, hi)
                 p += run
 
 

@@ -1,4 +1,4 @@
-"""Row helpers for the loops: copies (plain or through a ReLU's rule), sums, checks."""
+"""Row helpers for the loops: copies (plain or through a ReLU's rule), clamps, sums, checks."""
 
 from __future__ import annotations
 
@@ -29,6 +29,16 @@ def _copy(dst, d, src, s, n):
         j += L
     if j < n:  # the last vector overlaps the one before (same values written twice)
         vstore(dst, d + n - L, vload(src, s + n - L))
+
+
+@njit(inline="always", **_OPTS)
+def _clamp(a, at, n, lo, hi):
+    """``a[at : at + n]`` clamped to ``[lo, hi]`` in place, NaN kept (ReLU6 is ``lo = 0,
+    hi = 6``): the activation of a fused conv applied to rows it has just written, still
+    in cache, instead of a pass of its own over the output."""
+    for j in range(at, at + n):
+        v = a[j]
+        a[j] = hi if v > hi else (lo if v <= lo else v)  # -0 becomes lo = +0, as ReLU
 
 
 @njit(inline="always", **_OPTS)
