@@ -36,9 +36,18 @@ def _clamp(a, at, n, lo, hi):
     """``a[at : at + n]`` clamped to ``[lo, hi]`` in place, NaN kept (ReLU6 is ``lo = 0,
     hi = 6``): the activation of a fused conv applied to rows it has just written, still
     in cache, instead of a pass of its own over the output."""
-    for j in range(at, at + n):
-        v = a[j]
-        a[j] = hi if v > hi else (lo if v <= lo else v)  # -0 becomes lo = +0, as ReLU
+    L = lanes(a)
+    vlo, vhi, vinf = vsplat(a, lo), vsplat(a, hi), vsplat(a, np.inf)
+    j = at
+    while j + L <= at + n:  # by vectors (a scalar loop of selects ran at 3.6 ns a value)
+        v = vload(a, j)
+        r = vpick(v, vhi, vhi, v)  # hi where v > hi (or NaN: put back next)
+        r = vpick(v, vinf, v, r)  # NaN kept
+        vstore(a, j, vpick(v, vlo, r, vlo))  # lo where v <= lo: -0 becomes lo = +0 (ReLU)
+        j += L
+    for m in range(j, at + n):
+        v = a[m]
+        a[m] = hi if v > hi else (lo if v <= lo else v)
 
 
 @njit(inline="always", **_OPTS)
