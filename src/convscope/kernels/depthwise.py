@@ -46,6 +46,16 @@ def supports(op, stride) -> bool:
     return sw in (1, 2)
 
 
+PLANE_WORK = 20_000  # a plane's fixed cost (filling its buffer, short rows) in multiply-adds
+
+
+def _work(macs, planes):
+    """What :func:`.direct._run` weighs against one thread's threshold: the multiply-adds
+    plus each plane's fixed cost (8 x 960 planes of 7 x 7 are 3.4M multiply-adds but
+    1.5 ms on one thread: ~190 ns a plane)."""
+    return macs + planes * PLANE_WORK
+
+
 def _per_task(planes):
     """Planes per task: about DEPTHWISE_TASKS tasks, each zeroing its buffer once."""
     return max(1, -(-planes // DEPTHWISE_TASKS))
@@ -89,13 +99,13 @@ def conv2d(x, w, b, stride, padding, dilation, lo=-np.inf, hi=np.inf):
             and geo.ow >= 2 * lanes):
         wpa = -(-(geo.wph + lanes) // lanes) * lanes  # rows on 64-byte boundaries
         offs = np.array([u * wpa + v for u in range(3) for v in range(3)], np.intp)
-        _run(_jit().depthwise3x3, -(-n * c // per_task), y.size * 9,
+        _run(_jit().depthwise3x3, -(-n * c // per_task), _work(y.size * 9, n * c),
              np.ascontiguousarray(x).reshape(n * c, h, wd), w.reshape(c, -1).astype(x.dtype),
              bias, geo.top, geo.left, wpa, offs, per_task, float(lo), float(hi),
              y.reshape(n * c, geo.oh, geo.ow))
         return y
     offs = geo.offsets(kernel, dilation)
-    _run(_jit().depthwise, -(-n * c // per_task), y.size * offs.size,
+    _run(_jit().depthwise, -(-n * c // per_task), _work(y.size * offs.size, n * c),
          np.ascontiguousarray(x).reshape(n * c, h, wd), w.reshape(c, -1).astype(x.dtype),
          bias, geo.top, geo.left, geo.hp, geo.wph, geo.sh, geo.sw, offs, per_task, float(lo),
          float(hi), y.reshape(n * c, geo.oh, geo.ow))
