@@ -400,6 +400,38 @@ def test_panel_table_packing_and_batch_wide_input_gradient_agree(monkeypatch, ca
     np.testing.assert_array_equal(results[0][2], results[1][2])
 
 
+@pytest.mark.parametrize("shape, o, groups", [
+    ((3, 16, 16, 17), 24, 1),  # 272 positions: one whole panel + a ragged block of 16
+    ((2, 12, 7, 7), 9, 3),  # groups; 49 positions, all in the ragged block
+    ((2, 70, 6, 11), 5, 1),  # several panels along K (64 rows each), 5 channels of 8
+])
+@pytest.mark.parametrize("finite", [True, False])
+def test_pointwise_product_reads_the_planes_in_place(monkeypatch, shape, o, groups, finite):
+    # 1 x 1 convolutions, stride 1, no padding: the product read from the input planes
+    # (no packing) against the reference, and the packed path's bits (same sums, same
+    # order), with the fused ReLU and ReLU6 clamp
+    from convscope.kernels import panel
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(shape).astype(np.float32) * 4
+    if not finite:
+        x[0, 1, 2, 3], x[-1, -1, -1, -1] = np.nan, -np.inf
+    w = rng.standard_normal((o, shape[1] // groups, 1, 1)).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32)
+    geo = ((1, 1), ((0, 0), (0, 0)), (1, 1), groups)
+    want = ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), *geo)
+    results = []
+    for positions in (1, 1 << 30):  # in place, then packed
+        monkeypatch.setattr(panel, "POINTWISE_POSITIONS", positions)
+        y = panel.conv2d(x, w, b, *geo)
+        np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-4)
+        results.append((y, panel.conv2d(x, w, b, *geo, relu=True, hi=6.0)))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    relu6 = np.minimum(np.where(np.isnan(want) | (want > 0), want, 0), 6)
+    np.testing.assert_allclose(results[0][1], relu6, rtol=1e-5, atol=1e-4)
+
+
 def test_direct_forward_with_one_row_per_task_and_each_weight_gradient_split(monkeypatch):
     # several tasks per image in the forward loop; the weight gradient split over images
     # and split over channel blocks give the reference's values

@@ -28,6 +28,7 @@ MAX_BLOCKS = 8  # few positions: up to this many blocks of 4 vectors of them per
 PREPACK_BYTES = 32 << 20  # few positions: the whole im2col matrix, packed once, up to this
 TABLE_BELOW = 8  # output rows narrower than this are packed through a table of cells
 TABLE_POSITIONS = 4096  # ... for planes of at most this many positions
+POINTWISE_POSITIONS = 32  # 1 x 1 convolutions on planes of this size and up: no packing
 BATCH_COLS_BELOW = 16  # strided input gradient over the whole batch: planes up to this size
 
 _LOOPS = None
@@ -97,6 +98,9 @@ def conv2d(x, w, b, stride, padding, dilation, groups, relu=False, hi=np.inf):
     blocks = -(-p // block)  # blocks of 4 vectors of positions
     geo = _geo((kh, kw), stride, dilation, padding, (oh, ow))
     x = np.ascontiguousarray(x)
+    if ((kh, kw) == (1, 1) and tuple(stride) == (1, 1) and not any(map(any, padding))
+            and h * wd >= POINTWISE_POSITIONS):
+        return _pointwise(x, np.ascontiguousarray(w), bias, groups, relu, hi, y)
     pp, packed = 0, np.empty(0, dtype)
     tab = _table((h, wd), (kh, kw), stride, padding, dilation, (oh, ow))
     if groups * blocks >= 4 * TASKS:  # many positions: 4 blocks and every channel a task
@@ -115,6 +119,21 @@ def conv2d(x, w, b, stride, padding, dilation, groups, relu=False, hi=np.inf):
     _run(_jit().panel_forward, groups * n_pc * -(-og4 // oc), y.size * k, x,
          np.ascontiguousarray(w), bias, geo, PANEL_ROWS, nc, oc, relu, float(hi), packed, pp,
          tab, y)
+    return y
+
+
+def _pointwise(x, w, bias, groups, relu, hi, y):
+    """1 x 1 kernels, stride 1, no padding: the product read from the input planes where
+    they lie (``_jit.panel.pointwise_forward``), positions a task within one image."""
+    n, o, oh, ow = y.shape
+    og4 = _up(o // groups, 4)
+    block = 4 * _lanes(x.dtype)
+    nc = min(4 * block, _up(oh * ow, block))
+    tasks = n * groups * -(-(oh * ow) // nc)
+    split = max(1, -(-TASKS // tasks))
+    oc = max(4, _up(-(-og4 // split), 4))
+    _run(_jit().pointwise_forward, tasks * -(-og4 // oc), y.size * w.shape[1], x, w, bias,
+         PANEL_ROWS, nc, oc, relu, float(hi), y)
     return y
 
 

@@ -27,7 +27,7 @@ from .rows import _clamp, _copy, _copy_where
 from .simd import lanes, vadd, veven, vfma, vload, vsplat, vstore, vzero, vziphi, vziplo
 
 __all__ = ["col2im", "pack_all", "panel_forward", "panel_grad_input", "panel_grad_weight",
-           "transpose_grad"]
+           "pointwise_forward", "transpose_grad"]
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
@@ -533,3 +533,62 @@ def col2im(cols, geo, gx):
                         iw = q * sw + v * dw - pl
                         if 0 <= iw < w:
                             gx[n, c, ih, iw] += cols[n, c, u, v, r, q]
+
+
+@njit(parallel=True, **_OPTS)
+def pointwise_forward(x, w, bias, kc, nc, oc, relu, hi, y):
+    """:func:`panel_forward` for 1 x 1 kernels, stride 1, no padding, without packing:
+    there ``B``'s row ``k`` over one image's positions *is* the input plane ``k``, so the
+    micro-kernel reads the planes where they lie (rows ``H * W`` apart). A task owns ``nc``
+    positions of one image x ``oc`` channels of one group; its last block of positions,
+    when shorter than 4 vectors, is copied into a zero-padded panel (reading past the
+    plane would read the next plane, or past the array). ``relu``, ``hi`` as there.
+    """
+    n_img, n_ch = x.shape[0], x.shape[1]
+    n_out, cg = y.shape[1], w.shape[1]
+    limg = x.shape[2] * x.shape[3]
+    n_grp = n_ch // cg
+    og = n_out // n_grp
+    og4 = (og + 3) // 4 * 4
+    L = lanes(x)
+    block = 4 * L
+    n_jc, n_oc = (limg + nc - 1) // nc, (og4 + oc - 1) // oc
+    xflat, wflat, yflat = x.ravel(), w.ravel(), y.ravel()
+    for t in prange(n_img * n_grp * n_jc * n_oc):
+        n, g = t // (n_grp * n_jc * n_oc), t // (n_jc * n_oc) % n_grp
+        jc, oi = t // n_oc % n_jc, t % n_oc
+        j0, o0 = jc * nc, oi * oc
+        o1 = min(og4, o0 + oc)
+        used = min(nc, limg - j0)
+        full = used // block * block
+        ragged = used - full
+        acc = np.empty((o1 - o0) * nc, x.dtype)
+        tail = np.empty(kc * block if ragged else 0, x.dtype)
+        plane0 = (n * n_ch + g * cg) * limg + j0  # plane of input channel 0 of the group
+        for k0 in range(0, cg, kc):
+            k1 = min(cg, k0 + kc)
+            for k in range(k0, k1) if ragged else range(0):
+                at = (k - k0) * block
+                _copy(tail, at, xflat, plane0 + k * limg + full, ragged)
+                _zero(tail, at + ragged, block - ragged)
+            for o in range(o0, o1, 4):
+                c0, c1 = g * og + min(o, og - 1), g * og + min(o + 1, og - 1)
+                c2, c3 = g * og + min(o + 2, og - 1), g * og + min(o + 3, og - 1)
+                for jb in range(0, full, block):
+                    _mm4x4(xflat, plane0 + k0 * limg + jb, limg, k1 - k0, wflat, c0 * cg + k0,
+                           c1 * cg + k0, c2 * cg + k0, c3 * cg + k0, 1, acc,
+                           (o - o0) * nc + jb, nc, k0 == 0, bias[c0], bias[c1], bias[c2],
+                           bias[c3])
+                if ragged:
+                    _mm4x4(tail, 0, block, k1 - k0, wflat, c0 * cg + k0, c1 * cg + k0,
+                           c2 * cg + k0, c3 * cg + k0, 1, acc, (o - o0) * nc + full, nc,
+                           k0 == 0, bias[c0], bias[c1], bias[c2], bias[c3])
+        for o in range(o0, min(o1, og)):
+            dst = (n * n_out + g * og + o) * limg + j0
+            src = (o - o0) * nc
+            if relu:
+                _copy_where(yflat, dst, acc, src, acc, src, used)
+            else:
+                _copy(yflat, dst, acc, src, used)
+            if hi < np.inf:
+                _clamp(yflat, dst, used, -np.inf, hi)
