@@ -24,6 +24,7 @@ WGRAD_ROWS = 64  # kernel entries per weight-gradient task
 WGRAD_POSITIONS = 256  # positions per weight-gradient panel
 WGRAD_TASKS = 8  # weight gradient: split the work into at least this many tasks
 TASKS = 16  # aim for at least this many tasks (two threads taking them on demand)
+MANY_BLOCKS = 16  # positions in this many blocks of 4 vectors and up: tasks split them
 MAX_BLOCKS = 8  # few positions: up to this many blocks of 4 vectors of them per task
 PREPACK_BYTES = 32 << 20  # few positions: the whole im2col matrix, packed once, up to this
 TABLE_BELOW = 8  # output rows narrower than this are packed through a table of cells
@@ -103,9 +104,10 @@ def conv2d(x, w, b, stride, padding, dilation, groups, relu=False, hi=np.inf):
         return _pointwise(x, np.ascontiguousarray(w), bias, groups, relu, hi, y)
     pp, packed = 0, np.empty(0, dtype)
     tab = _table((h, wd), (kh, kw), stride, padding, dilation, (oh, ow))
-    if groups * blocks >= 4 * TASKS:  # many positions: 4 blocks and every channel a task
-        nc, oc = 4 * block, og4
-        n_pc = -(-blocks // 4)
+    if groups * blocks >= MANY_BLOCKS:  # many positions: up to 4 blocks, every channel a task
+        nb = max(1, min(4, groups * blocks // TASKS))
+        nc, oc = nb * block, og4
+        n_pc = -(-blocks // nb)
     else:  # few: more blocks a task (weights reused), the channels split, panels shared
         nc = block * min(blocks, MAX_BLOCKS)
         n_pc = -(-blocks // (nc // block))
