@@ -22,7 +22,7 @@ from .direct import _run
 PANEL_ROWS = 64  # kernel entries per packed panel (forward): the panel's block stays in L1
 WGRAD_ROWS = 64  # kernel entries per weight-gradient task
 WGRAD_POSITIONS = 256  # positions per weight-gradient panel
-WGRAD_TASKS = 8  # weight gradient: split the work into at least this many tasks
+WGRAD_TASKS = 16  # weight gradient: split the work into at least this many tasks
 TASKS = 16  # aim for at least this many tasks (two threads taking them on demand)
 MANY_BLOCKS = 16  # positions in this many blocks of 4 vectors and up: tasks split them
 MAX_BLOCKS = 8  # few positions: up to this many blocks of 4 vectors of them per task
