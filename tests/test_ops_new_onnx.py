@@ -109,7 +109,12 @@ def test_interpolate_matches_onnx_resize(mode, hw, out, seed):
     if mode.startswith("nearest"):  # the same source cells, so the same values
         np.testing.assert_array_equal(got, want, err_msg=f"{mode} {hw} -> {out}")
     else:
-        mag = F.interpolate(np.abs(x), size=out, **kw).numpy()
+        # the two sides round the source coordinate and its weights differently: an error
+        # of a few u * max(hw) in a weight moves the result by that times |x1 - x0|, which
+        # the interpolated |x| does not bound where the weight is near 0 or 1 (found: 3.4e-7
+        # against 2.5e-7 at a value of -0.0144 between larger neighbours); the plane's
+        # largest |x| does
+        mag = np.broadcast_to(np.abs(x).max(axis=(2, 3), keepdims=True), got.shape)
         assert_within_bound(got, want, mag, 4, U32, 8.0 * max(hw), what=f"{mode} {hw}->{out}")
 
 
