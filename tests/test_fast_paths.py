@@ -683,3 +683,30 @@ def test_compiled_code_is_dropped_when_any_loop_file_changes(tmp_path):
     assert refresh_cache(tmp_path)
     assert sorted(p.name for p in cache.iterdir()) == [MARK, "rows.cpython-311.pyc"]
     assert not refresh_cache(tmp_path)
+
+
+def test_shared_im2col_rows_do_not_spill_into_another_tasks_rows():
+    # pack_all's tasks write disjoint row ranges of one matrix concurrently; a row's last
+    # run is written by whole vectors, so a row must have room for that spill (else it
+    # lands in the next task's first row, a race: seen with a task run alone)
+    from numba import njit
+
+    from convscope.kernels import panel
+    from convscope.kernels._jit.panel import _pack_cols, _segments
+
+    @njit
+    def one_task(x, geo, stride, k0, k1, out):
+        n_img, n_ch, h, w = x.shape
+        segs = np.empty((n_img * geo[8] + 2, 5), np.int64)
+        p_total = n_img * geo[8] * geo[9]
+        m = _segments(geo, n_ch, h, w, p_total, 0, stride, segs)
+        _pack_cols(x.ravel(), 0, h, w, geo, segs, m, p_total, k0, k1, stride, out, k0 * stride)
+
+    x = np.random.default_rng(3).random((8, 8, 8, 8), dtype=np.float32)  # 8-wide rows
+    geo = panel._geo((3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), (8, 8))
+    positions = 8 * 8 * 8
+    for stride, spills in ((positions, True), (panel._row_stride(positions, x.dtype), False)):
+        out = np.full(72 * stride + 16, np.nan, np.float32)
+        one_task(x, geo, stride, 0, 64, out)  # the first task's 64 rows of 72
+        assert np.isnan(out[64 * stride :]).all() != spills
+        assert not np.isnan(out[: 64 * stride]).any()

@@ -80,6 +80,14 @@ def _table(hw, kernel, stride, padding, dilation, out_hw):
     return np.where(inside, ih * w + iw, -1).reshape(kh * kw, oh * ow).astype(np.int64)
 
 
+def _row_stride(positions, dtype):
+    """Row stride of the shared im2col matrix (``pack_all``): the positions and a vector of
+    slack. A row's last run is written by whole vectors and spills up to a vector past its
+    end; without the slack that spill landed in the next row, which another task may have
+    written already (a race: 9 values of a row overwritten, seen with one task run alone)."""
+    return positions + _lanes(dtype)
+
+
 def conv2d(x, w, b, stride, padding, dilation, groups, relu=False, hi=np.inf):
     """Convolution (see :func:`convscope.kernels.fast.conv2d`); ``relu``: ReLU applied as
     the result is written; ``hi``: values above it set to it there too (ReLU6)."""
@@ -114,7 +122,7 @@ def conv2d(x, w, b, stride, padding, dilation, groups, relu=False, hi=np.inf):
         split = max(1, -(-TASKS // (groups * n_pc)))
         oc = max(4, _up(-(-og4 // split), 4))
         if split > 1 and groups * k * n_pc * nc * dtype.itemsize <= PREPACK_BYTES:
-            pp = n_pc * nc
+            pp = _row_stride(n_pc * nc, dtype)
             packed = np.empty(groups * k * pp + _lanes(dtype), dtype)
             _run(_jit().pack_all, groups * -(-k // PANEL_ROWS), 4 * packed.size, x, geo, groups,
                  PANEL_ROWS, pp, tab, packed)
