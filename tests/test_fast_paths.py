@@ -432,6 +432,33 @@ def test_pointwise_product_reads_the_planes_in_place(monkeypatch, shape, o, grou
     np.testing.assert_allclose(results[0][1], relu6, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("case", [
+    ConvCase("pad_dil_groups", 3, 6, 12, 17, 4, 3, 3, padding=_pad(2, 1, 2, 0), dilation=(2, 1),
+             groups=2),
+    ConvCase("many_positions", 4, 5, 16, 16, 7, 3, 3, padding=_pad(1, 1, 1, 1)),
+    ConvCase("wide_5x5", 2, 3, 9, 40, 5, 5, 5, padding=_pad(2, 2, 2, 2)),
+], ids=lambda c: c.name)
+@pytest.mark.parametrize("prepack", [0, 1 << 30])
+def test_padding_first_packs_plain_runs_with_the_same_bits(monkeypatch, case, prepack):
+    # stride 1: the input padded once and every run a plain copy, against runs cut at the
+    # padding: the same packed values, so the same bits (forward, both gradients), and the
+    # reference's values; panels per task and the shared matrix both
+    from convscope.kernels import panel
+
+    x, w, b, gy = case.arrays(np.random.default_rng(33), np.float32)
+    want = _reference(case, *(v.astype(np.float64) for v in (x, w, b, gy)))
+    monkeypatch.setattr(panel, "PREPACK_BYTES", prepack)
+    results = []
+    for pad_first in (False, True):
+        monkeypatch.setattr(panel, "PAD_FIRST", pad_first)
+        got = _all(case, x, w, b, gy, "panel")
+        for g, ref_value in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, ref_value, rtol=1e-4, atol=1e-4)
+        results.append(got)
+    for a, c in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, c)
+
+
 def test_direct_forward_with_one_row_per_task_and_each_weight_gradient_split(monkeypatch):
     # several tasks per image in the forward loop; the weight gradient split over images
     # and split over channel blocks give the reference's values

@@ -30,6 +30,7 @@ PREPACK_BYTES = 32 << 20  # few positions: the whole im2col matrix, packed once,
 TABLE_BELOW = 8  # output rows narrower than this are packed through a table of cells
 TABLE_POSITIONS = 4096  # ... for planes of at most this many positions
 POINTWISE_POSITIONS = 32  # 1 x 1 convolutions on planes of this size and up: no packing
+PAD_FIRST = True  # stride 1: pad the input once, then pack runs as plain copies
 BATCH_COLS_BELOW = 16  # strided input gradient over the whole batch: planes up to this size
 
 _LOOPS = None
@@ -80,6 +81,20 @@ def _table(hw, kernel, stride, padding, dilation, out_hw):
     return np.where(inside, ih * w + iw, -1).reshape(kh * kw, oh * ow).astype(np.int64)
 
 
+def _plain_input(x, tab, stride, padding):
+    """``(x, padding)`` for the packing loops: for stride 1 (rows packed by runs, not by the
+    table) the input zero-padded once, so that every run of a panel row is a plain copy
+    (``_jit.panel._pack_plain``: 2.5-2.8x faster than runs cut at the padding); the padded
+    copy costs ~1.3 input volumes, packing reads ~9 for 3 x 3 kernels."""
+    (pt, pb), (pl, pr) = padding
+    if not PAD_FIRST or tab.size or tuple(stride) != (1, 1) or not (pt or pb or pl or pr):
+        return x, padding
+    n, c, h, w = x.shape
+    xp = np.zeros((n, c, h + pt + pb, w + pl + pr), x.dtype)
+    xp[:, :, pt : pt + h, pl : pl + w] = x
+    return xp, ((0, 0), (0, 0))
+
+
 def _row_stride(positions, dtype):
     """Row stride of the shared im2col matrix (``pack_all``): the positions and a vector of
     slack. A row's last run is written by whole vectors and spills up to a vector past its
@@ -105,13 +120,14 @@ def conv2d(x, w, b, stride, padding, dilation, groups, relu=False, hi=np.inf):
     p = n * oh * ow
     block = 4 * _lanes(dtype)
     blocks = -(-p // block)  # blocks of 4 vectors of positions
-    geo = _geo((kh, kw), stride, dilation, padding, (oh, ow))
     x = np.ascontiguousarray(x)
     if ((kh, kw) == (1, 1) and tuple(stride) == (1, 1) and not any(map(any, padding))
             and h * wd >= POINTWISE_POSITIONS):
         return _pointwise(x, np.ascontiguousarray(w), bias, groups, relu, hi, y)
     pp, packed = 0, np.empty(0, dtype)
     tab = _table((h, wd), (kh, kw), stride, padding, dilation, (oh, ow))
+    x, padding = _plain_input(x, tab, stride, padding)
+    geo = _geo((kh, kw), stride, dilation, padding, (oh, ow))
     if groups * blocks >= MANY_BLOCKS:  # many positions: up to 4 blocks, every channel a task
         nb = max(1, min(4, groups * blocks // TASKS))
         nc, oc = nb * block, og4
@@ -231,9 +247,11 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, bias
     split = min(n_ob, -(-WGRAD_TASKS // (groups * -(-k // kc))))
     obs = -(-n_ob // split)
     tasks = groups * -(-k // kc) * -(-n_ob // obs)
-    _run(_jit().panel_grad_weight, tasks, gy.size * k, np.ascontiguousarray(x, dtype=dtype), gt,
-         _geo((kh, kw), stride, dilation, padding, (oh, ow)), kc, nc, obs,
-         _table(x.shape[2:], (kh, kw), stride, padding, dilation, (oh, ow)), gw)
+    x = np.ascontiguousarray(x, dtype=dtype)
+    tab = _table(x.shape[2:], (kh, kw), stride, padding, dilation, (oh, ow))
+    x, padding = _plain_input(x, tab, stride, padding)
+    _run(_jit().panel_grad_weight, tasks, gy.size * k, x, gt,
+         _geo((kh, kw), stride, dilation, padding, (oh, ow)), kc, nc, obs, tab, gw)
     gw = gw.reshape(o, cg, kh, kw)
     if bias:
         gb = gbp[0].copy()
