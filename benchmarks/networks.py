@@ -49,15 +49,10 @@ def _median(values: list[float]) -> float:
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
-def _timed(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return _median(times)
+def _timed(fn, repeats: int) -> float:
+    from worker import median_time  # benchmarks/ is the script's folder: on sys.path
+
+    return median_time(fn, repeats, warmup=2)
 
 
 def _rss() -> int:

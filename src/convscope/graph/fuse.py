@@ -35,8 +35,8 @@ from .ir import Graph, Node
 
 __all__ = ["fuse", "compiled_call", "compile"]
 
-_ACTS = ("relu", "relu6")
-_HI = {"relu": None, "relu6": 6.0}  # the activation's upper clamp, in the conv's write
+_HI = {"relu": None, "relu6": 6.0}  # the activations fused, and each one's upper clamp
+_ACTS = tuple(_HI)
 
 
 # --------------------------------------------------------------------------- fused ops

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .direct import _run
+from .gemm import _pad_const
 
 PANEL_ROWS = 64  # kernel entries per packed panel (forward): the panel's block stays in L1
 WGRAD_ROWS = 64  # kernel entries per weight-gradient task
@@ -89,10 +90,7 @@ def _plain_input(x, tab, stride, padding):
     (pt, pb), (pl, pr) = padding
     if not PAD_FIRST or tab.size or tuple(stride) != (1, 1) or not (pt or pb or pl or pr):
         return x, padding
-    n, c, h, w = x.shape
-    xp = np.zeros((n, c, h + pt + pb, w + pl + pr), x.dtype)
-    xp[:, :, pt : pt + h, pl : pl + w] = x
-    return xp, ((0, 0), (0, 0))
+    return _pad_const(x, padding, 0), ((0, 0), (0, 0))
 
 
 def _row_stride(positions, dtype):

@@ -259,6 +259,27 @@ def _pack_table(xflat, c0, h, w, n_ch, tab, p0, used, k0, k1, nc, buf, base):
 
 
 @njit(inline="always", **_OPTS)
+def _four(g, og, o):
+    """The 4 output channels of group ``g`` from channel ``o`` of its ``og`` (a block past
+    the group's last channel repeats it: computed and dropped)."""
+    last = og - 1
+    return (g * og + min(o, last), g * og + min(o + 1, last), g * og + min(o + 2, last),
+            g * og + min(o + 3, last))
+
+
+@njit(inline="always", **_OPTS)
+def _write(yflat, dst, acc, src, n, relu, hi):
+    """Copy ``n`` sums out of a task's block into the result, with the fused activation:
+    ``relu`` the ReLU, ``hi < inf`` a clamp to ``hi`` too (ReLU6)."""
+    if relu:
+        _copy_where(yflat, dst, acc, src, acc, src, n)
+    else:
+        _copy(yflat, dst, acc, src, n)
+    if hi < np.inf:
+        _clamp(yflat, dst, n, -np.inf, hi)
+
+
+@njit(inline="always", **_OPTS)
 def _mm4x4(b, bat, nc, kc, w, r0, r1, r2, r3, ks, acc, at, stride, init, i0, i1, i2, i3):
     """4 rows x 4 vectors: ``acc[at + j*stride + m*L ...]`` (+)= ``sum_k w[r_j + k*ks] *
     b[bat + k*nc + m*L ...]`` for ``k < kc``; ``init``: start from ``i_j`` instead.
@@ -392,8 +413,7 @@ def panel_forward(x, w, bias, geo, kc, nc, oc, relu, hi, packed, pp, tab, y):
                     _pack(xflat, g * cg, h, wd, geo, segs, m, used, k0, k1, nc, panel, 0)
                 b, at, stride = panel, 0, nc
             for o in range(o0, o1, 4):  # the 4 channels' weights stay in L1 across jb
-                c0, c1 = g * og + min(o, og - 1), g * og + min(o + 1, og - 1)
-                c2, c3 = g * og + min(o + 2, og - 1), g * og + min(o + 3, og - 1)
+                c0, c1, c2, c3 = _four(g, og, o)
                 for jb in range(0, nc, 4 * L):
                     _mm4x4(b, at + jb, stride, k1 - k0, wflat, c0 * k_all + k0, c1 * k_all + k0,
                            c2 * k_all + k0, c3 * k_all + k0, 1, acc, (o - o0) * nc + jb, nc,
@@ -407,12 +427,7 @@ def panel_forward(x, w, bias, geo, kc, nc, oc, relu, hi, packed, pp, tab, y):
                 run = min(limg - rq, end - p)
                 dst = (n * n_out + g * og + o) * limg + rq
                 src = (o - o0) * nc + p - p0
-                if relu:
-                    _copy_where(yflat, dst, acc, src, acc, src, run)
-                else:
-                    _copy(yflat, dst, acc, src, run)
-                if hi < np.inf:
-                    _clamp(yflat, dst, run, -np.inf, hi)
+                _write(yflat, dst, acc, src, run, relu, hi)
                 p += run
 
 
@@ -622,8 +637,7 @@ def pointwise_forward(x, w, bias, kc, nc, oc, relu, hi, y):
                 _copy(tail, at, xflat, plane0 + k * limg + full, ragged)
                 _zero(tail, at + ragged, block - ragged)
             for o in range(o0, o1, 4):
-                c0, c1 = g * og + min(o, og - 1), g * og + min(o + 1, og - 1)
-                c2, c3 = g * og + min(o + 2, og - 1), g * og + min(o + 3, og - 1)
+                c0, c1, c2, c3 = _four(g, og, o)
                 for jb in range(0, full, block):
                     _mm4x4(xflat, plane0 + k0 * limg + jb, limg, k1 - k0, wflat, c0 * cg + k0,
                            c1 * cg + k0, c2 * cg + k0, c3 * cg + k0, 1, acc,
@@ -636,9 +650,4 @@ def pointwise_forward(x, w, bias, kc, nc, oc, relu, hi, y):
         for o in range(o0, min(o1, og)):
             dst = (n * n_out + g * og + o) * limg + j0
             src = (o - o0) * nc
-            if relu:
-                _copy_where(yflat, dst, acc, src, acc, src, used)
-            else:
-                _copy(yflat, dst, acc, src, used)
-            if hi < np.inf:
-                _clamp(yflat, dst, used, -np.inf, hi)
+            _write(yflat, dst, acc, src, used, relu, hi)
