@@ -10,6 +10,7 @@ One test runs the compiled loops as plain Python (``NUMBA_DISABLE_JIT=1``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -18,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import strategies as st
 
-from conv_cases import ConvCase
+from conv_cases import ConvCase, conv_configs, generated, seeds
 from convscope.kernels import fast, loops
 from convscope.kernels import reference as ref
 from tolerance import U32, U64, assert_within_bound
@@ -430,6 +432,97 @@ def test_pointwise_product_reads_the_planes_in_place(monkeypatch, shape, o, grou
     np.testing.assert_array_equal(results[0][1], results[1][1])
     relu6 = np.minimum(np.where(np.isnan(want) | (want > 0), want, 0), 6)
     np.testing.assert_allclose(results[0][1], relu6, rtol=1e-5, atol=1e-4)
+
+
+# Tiny planes (ResNet's 4 x 4 and 2 x 2 at training sizes, `_jit/tiny.py`): the images as
+# the vector lanes, kernel entries on the padding skipped. A 2 x 2 plane with padding 1,
+# a 4 x 4 one with output channels not a multiple of 8, a batch that does not fill its
+# last block of images (27 of 32), stride 2 onto 4 x 4, a strided 1 x 1, dilation with
+# asymmetric padding, no padding at all, and enough input channels for the weight
+# gradient's blocks of channels (a ragged one too)
+TINY = [
+    ConvCase("t_2x2_p1", 32, 40, 2, 2, 24, 3, 3, padding=_pad(1, 1, 1, 1)),
+    ConvCase("t_4x4_o13", 32, 64, 4, 4, 13, 3, 3, padding=_pad(1, 1, 1, 1)),
+    ConvCase("t_s2_n27", 27, 70, 8, 8, 9, 3, 3, (2, 2), _pad(1, 1, 1, 1)),
+    ConvCase("t_1x1_s2", 30, 17, 7, 7, 20, 1, 1, (2, 2)),
+    ConvCase("t_dil_asym", 24, 5, 4, 4, 7, 3, 2, padding=_pad(2, 1, 0, 1), dilation=(2, 1)),
+    ConvCase("t_no_pad", 32, 100, 3, 3, 30, 3, 3),
+]
+
+
+def _tiny_calls(monkeypatch):
+    """Count the calls of the tiny-plane product and weight gradient."""
+    from convscope.kernels import panel
+
+    calls = {"forward": 0, "grad_weight": 0}
+    forward, grad_weight = panel._tiny_forward, panel._tiny_grad_weight
+
+    def count_forward(*args, **kwargs):
+        calls["forward"] += 1
+        return forward(*args, **kwargs)
+
+    def count_grad_weight(*args, **kwargs):
+        calls["grad_weight"] += 1
+        return grad_weight(*args, **kwargs)
+
+    monkeypatch.setattr(panel, "_tiny_forward", count_forward)
+    monkeypatch.setattr(panel, "_tiny_grad_weight", count_grad_weight)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", TINY, ids=lambda c: c.name)
+def test_tiny_planes_skip_the_padding_and_match_reference(monkeypatch, case, dtype):
+    # the tiny-plane loops against the reference (within the bound of each sum's length)
+    # and against the blocked product over the im2col matrix (TINY_POSITIONS = 0), with
+    # the fused ReLU and ReLU6 clamp; the loops really ran (forward and input gradient,
+    # and the weight gradient where there are channels enough to fill its lanes;
+    # strided, the input gradient's product W^T @ GY over the batch)
+    from convscope.kernels import panel
+
+    x, w, b, gy = case.arrays(np.random.default_rng(4), dtype)
+    want = _reference(case, *(v.astype(np.float64) for v in (x, w, b, gy)))
+    magnitude = _reference(case, *(_abs64(v) for v in (x, w, b, gy)))
+    oh, ow = case.out_hw
+    lengths = (case.k_forward + 1, case.o * case.kh * case.kw, case.n * oh * ow)
+    u, factor = (U64, 2.0) if dtype == np.float64 else (U32, 1.0)
+    calls = _tiny_calls(monkeypatch)
+    got = _all(case, x, w, b, gy, "panel")
+    lanes = 64 // np.dtype(dtype).itemsize
+    assert calls["forward"] == 2, calls  # strided: the batch-wide W^T @ GY on tiny planes
+    assert calls["grad_weight"] == (case.c >= 0.75 * -(-case.c // (4 * lanes)) * 4 * lanes)
+    for name, g, e, m, k in zip(("y", "grad_input", "grad_weight"), got, want, magnitude,
+                                lengths, strict=True):
+        assert g.dtype == dtype and g.shape == e.shape and g.flags.c_contiguous, name
+        assert_within_bound(g, e, m, k, u, factor, what=f"tiny {case} {name}")
+    geo = case.geometry
+    fused = panel.conv2d(x, w, b, *geo, relu=True, hi=1.5)
+    np.testing.assert_array_equal(fused, np.minimum(np.maximum(got[0], 0), dtype(1.5)))
+    gw, gb = panel.conv2d_grad_weight(gy, x, (case.kh, case.kw), *geo, bias=True)
+    np.testing.assert_array_equal(gw, got[2])
+    np.testing.assert_allclose(gb, gy.astype(np.float64).sum((0, 2, 3)), rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(panel, "TINY_POSITIONS", 0)  # the im2col product: close, not equal
+    for g, h in zip(got, _all(case, x, w, b, gy, "panel"), strict=True):
+        np.testing.assert_allclose(g, h, rtol=1e-4 if dtype == np.float32 else 1e-12,
+                                   atol=1e-4 if dtype == np.float32 else 1e-12)
+
+
+@st.composite
+def _tiny_configs(draw):
+    case = draw(conv_configs(min_batch=12, max_batch=40, max_out=4))
+    return dataclasses.replace(case, groups=1, c=draw(st.sampled_from([2, 7, 24, 29, 32, 40])),
+                               o=draw(st.integers(1, 19)))
+
+
+@generated(_tiny_configs(), seeds, examples=25)
+def test_tiny_planes_generated_configurations(case, seed):
+    # any stride, padding, dilation and kernel size on planes of up to 4 x 4 outputs, with
+    # batches and channel counts around the vector blocks (float64: 16 images, 32
+    # channels): the same values as the reference, whichever path each product takes
+    x, w, b, gy = case.arrays(np.random.default_rng(seed), np.float64)
+    for g, e in zip(_all(case, x, w, b, gy, "panel"), _reference(case, x, w, b, gy),
+                    strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("case", [

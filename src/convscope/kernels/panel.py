@@ -33,8 +33,11 @@ TABLE_POSITIONS = 4096  # ... for planes of at most this many positions
 POINTWISE_POSITIONS = 32  # 1 x 1 convolutions on planes of this size and up: no packing
 PAD_FIRST = True  # stride 1: pad the input once, then pack runs as plain copies
 BATCH_COLS_BELOW = 16  # strided input gradient over the whole batch: planes up to this size
+TINY_POSITIONS = 16  # output planes up to this size: images as the lanes (`_jit.tiny`) ...
+TINY_FILL = 0.75  # ... when the batch fills at least this share of its vectors
 
 _LOOPS = None
+_TINY = None
 
 
 def _jit():
@@ -46,6 +49,16 @@ def _jit():
         keep_heap()
         _LOOPS = panel
     return _LOOPS
+
+
+def _tiny_jit():
+    global _TINY
+    if _TINY is None:
+        from ._jit import tiny
+
+        _jit()
+        _TINY = tiny
+    return _TINY
 
 
 def _lanes(dtype) -> int:
@@ -122,6 +135,8 @@ def conv2d(x, w, b, stride, padding, dilation, groups, relu=False, hi=np.inf):
     if ((kh, kw) == (1, 1) and tuple(stride) == (1, 1) and not any(map(any, padding))
             and h * wd >= POINTWISE_POSITIONS):
         return _pointwise(x, np.ascontiguousarray(w), bias, groups, relu, hi, y)
+    if _tiny(groups, (oh, ow), n, 2 * _lanes(dtype)):
+        return _tiny_forward(x, w, bias, stride, padding, dilation, relu, hi, y)
     pp, packed = 0, np.empty(0, dtype)
     tab = _table((h, wd), (kh, kw), stride, padding, dilation, (oh, ow))
     x, padding = _plain_input(x, tab, stride, padding)
@@ -144,6 +159,59 @@ def conv2d(x, w, b, stride, padding, dilation, groups, relu=False, hi=np.inf):
          np.ascontiguousarray(w), bias, geo, PANEL_ROWS, nc, oc, relu, float(hi), packed, pp,
          tab, y)
     return y
+
+
+def _tiny(groups, out_hw, count, block):
+    """Whether a product takes the tiny-plane loops (:mod:`._jit.tiny`): one group, at most
+    ``TINY_POSITIONS`` output positions an image, and ``count`` (images in the forward
+    product, input channels in the weight gradient: the vector lanes) filling
+    ``TINY_FILL`` of its blocks of ``block`` (32 images, 64 channels in float32)."""
+    return (groups == 1 and out_hw[0] * out_hw[1] <= TINY_POSITIONS and count > 0
+            and count >= TINY_FILL * _up(count, block))
+
+
+def _tiny_forward(x, w, bias, stride, padding, dilation, relu, hi, y, flip=False):
+    """The product on tiny planes with the images as the vector lanes and the kernel
+    entries on the padding skipped (``_jit.tiny.tiny_forward``); ``flip``: the input
+    gradient's product, ``x`` being ``gy`` and ``w`` the layer's own weights, read
+    transposed and flipped in place (no copy)."""
+    n, c, h, wd = x.shape
+    o, kh, kw = y.shape[1], w.shape[2], w.shape[3]
+    kk = kh * kw
+    nv = 2 * _lanes(x.dtype)
+    n_pad = _up(n, nv)
+    xt = np.empty((c, h, wd, n_pad), x.dtype)
+    xt[..., :n] = x.transpose(1, 2, 3, 0)
+    xt[..., n:] = 0
+    so, sc = (kk, o * kk) if flip else (w.shape[1] * kk, kk)
+    blocks = n_pad // nv
+    oc = max(8, _up(-(-o // max(1, -(-TASKS // blocks))), 8))
+    geo = _geo((kh, kw), stride, dilation, padding, y.shape[2:])
+    _run(_tiny_jit().tiny_forward, blocks * -(-o // oc), y.size * c * kk, xt,
+         np.ascontiguousarray(w), so, sc, flip, bias, geo, oc, PANEL_ROWS, relu, float(hi), y)
+    return y
+
+
+def _tiny_grad_weight(gy, x, kernel_hw, stride, padding, dilation, bias):
+    """The weight gradient on tiny planes (``_jit.tiny.tiny_grad_weight``): channels as the
+    lanes, positions whose cell is on the padding skipped; the bias gradient a NumPy sum."""
+    n, o = gy.shape[:2]
+    _, c, h, wd = x.shape
+    kh, kw = kernel_hw
+    nv = 4 * _lanes(gy.dtype)
+    c_pad = _up(c, nv)
+    xr = np.empty((h, wd, n, c_pad), gy.dtype)
+    xr[..., :c] = x.transpose(2, 3, 0, 1)
+    xr[..., c:] = 0
+    gt = np.ascontiguousarray(gy.transpose(1, 2, 3, 0))
+    blocks = c_pad // nv
+    ob = max(4, _up(-(-o // max(1, -(-WGRAD_TASKS // blocks))), 4))
+    gw = np.empty((o, c, kh, kw), gy.dtype)
+    _run(_tiny_jit().tiny_grad_weight, blocks * -(-o // ob), gy.size * c * kh * kw, xr, gt,
+         _geo((kh, kw), stride, dilation, padding, gy.shape[2:]), ob, gw)
+    if bias:
+        return gw, gy.sum(axis=(0, 2, 3), dtype=gy.dtype)
+    return gw
 
 
 def _pointwise(x, w, bias, groups, relu, hi, y):
@@ -179,6 +247,10 @@ def conv2d_grad_input(gy, w, input_hw, stride, padding, dilation, groups):
         cut = [max(0, -p) for p in full]  # rows of gy that only saw padding
         g = gy[:, :, cut[0] : oh - cut[1], cut[2] : ow - cut[3]]
         pads = ((max(0, full[0]), max(0, full[1])), (max(0, full[2]), max(0, full[3])))
+        if min(full) >= 0 and _tiny(groups, input_hw, n, 2 * _lanes(dtype)):
+            gx = np.empty((n, cg, *input_hw), dtype)
+            return _tiny_forward(np.ascontiguousarray(gy), w, np.zeros(cg, dtype), (1, 1),
+                                 pads, dilation, False, np.inf, gx, flip=True)
         wf = w.reshape(groups, og, cg, kh, kw)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)
         gx = conv2d(g, np.ascontiguousarray(wf.reshape(groups * cg, og, kh, kw)), None, (1, 1),
                     pads, dilation, groups)
@@ -228,6 +300,9 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, bias
     if gy.size == 0 or x.size == 0:
         gw = np.zeros((o, cg, kh, kw), dtype)
         return (gw, np.zeros(o, dtype)) if bias else gw
+    if _tiny(groups, (oh, ow), cg, 4 * _lanes(dtype)):
+        return _tiny_grad_weight(np.ascontiguousarray(gy), np.ascontiguousarray(x, dtype=dtype),
+                                 kernel_hw, stride, padding, dilation, bias)
     block = 4 * _lanes(dtype)
     p = n * oh * ow
     nc = min(_up(p, 4), WGRAD_POSITIONS)
