@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .panel import _mm4x4
+from .panel import _cols, _mm4x4
 from .simd import lanes, vfma, vload, vsplat, vstore
 
 __all__ = ["tiny_forward", "tiny_grad_weight"]
@@ -142,14 +142,13 @@ def tiny_forward(xt, w, so, sc, flip, bias, geo, oc, kc, relu, hi, y):
                     r2, r3 = _wrow(ob + 2, last, so, we), _wrow(ob + 3, last, so, we)
                     r4, r5 = _wrow(ob + 4, last, so, we), _wrow(ob + 5, last, so, we)
                     r6, r7 = _wrow(ob + 6, last, so, we), _wrow(ob + 7, last, so, we)
+                    qa, qb = _cols(wd, v * dw - pl, sw, ow)  # columns on the plane
                     for r in range(oh):
                         ih = r * sh + u * dh - pt
                         if ih < 0 or ih >= h:
                             continue
-                        for q in range(ow):
+                        for q in range(qa, qb):
                             iw = q * sw + v * dw - pl
-                            if iw < 0 or iw >= wd:
-                                continue
                             _mm8x2(xflat, c0 * plane + (ih * wd + iw) * cell + n0, plane, kn,
                                    wflat, r0, r1, r2, r3, r4, r5, r6, r7, sc, acc,
                                    ((ob - o0) * limg + r * ow + q) * nv, stride)
@@ -192,10 +191,8 @@ def tiny_grad_weight(xr, gt, geo, ob, gw):
         for o in range(o0, min(o0 + ob, n_out), 4):
             for e in range(khw):
                 u, v = e // kw, e % kw
-                # output columns whose cell is on the plane: [qa, qb)
                 off = v * dw - pl
-                qa = 0 if off >= 0 else (sw - 1 - off) // sw
-                qb = min(ow, (wd - 1 - off) // sw + 1)
+                qa, qb = _cols(wd, off, sw, ow)  # output columns whose cell is on the plane
                 first = True
                 for r in range(oh):
                     ih = r * sh + u * dh - pt
