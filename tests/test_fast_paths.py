@@ -525,6 +525,100 @@ def test_tiny_planes_generated_configurations(case, seed):
         np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-10)
 
 
+# The strided input gradient by phases of the input (16 channels a group and up): a 3 x 3
+# kernel (phases of 4, 2, 2 and 1 entries), a 1 x 1 kernel (three phases of zeros), rows
+# and columns no output reaches (a larger input: transposed convolutions' output padding),
+# stride 3, a kernel smaller than the stride, asymmetric padding and strides, groups,
+# odd widths (the zipped write-out's tail), planes wider than a vector's lanes
+PHASE_GI = [
+    ConvCase("pg_s2_k3", 3, 20, 13, 11, 24, 3, 3, (2, 2), _pad(1, 1, 1, 1)),
+    ConvCase("pg_s2_k1", 2, 17, 10, 9, 21, 1, 1, (2, 2)),
+    ConvCase("pg_unreached", 2, 16, 12, 15, 9, 2, 2, (2, 2)),
+    ConvCase("pg_s3_k5_asym", 2, 18, 17, 16, 7, 5, 5, (3, 3), _pad(2, 1, 0, 2)),
+    ConvCase("pg_s3_k2", 2, 16, 11, 13, 5, 2, 2, (3, 3), _pad(1, 0, 0, 1)),
+    ConvCase("pg_s21_groups", 2, 34, 9, 10, 6, 3, 2, (2, 1), _pad(1, 1, 0, 1), groups=2),
+    ConvCase("pg_s12_wide", 1, 16, 5, 70, 8, 3, 3, (1, 2), _pad(1, 1, 1, 1)),
+    ConvCase("pg_s2_w33", 4, 20, 7, 33, 12, 3, 3, (2, 2), _pad(1, 1, 1, 1)),
+]
+
+
+def _phase_calls(monkeypatch):
+    from convscope.kernels import panel
+
+    calls = []
+    phase = panel._phase_grad_input
+
+    def count(*args, **kwargs):
+        calls.append(args[0].shape)
+        return phase(*args, **kwargs)
+
+    monkeypatch.setattr(panel, "_phase_grad_input", count)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", PHASE_GI, ids=lambda c: c.name)
+def test_phase_input_gradient_matches_reference(monkeypatch, case, dtype):
+    # against the reference within the bound of each sum's length, the loop really ran,
+    # every cell written (gx starts as garbage: np.empty), the same bits on 1 and 2
+    # threads (tasks handed out on demand), and close to the scatter path it replaces
+    import numba
+
+    from convscope.kernels import panel
+
+    x, w, b, gy = case.arrays(np.random.default_rng(5), dtype)
+    geo = case.geometry
+    want = ref.conv2d_grad_input(gy.astype(np.float64), w.astype(np.float64),
+                                 (case.h, case.w), *geo)
+    magnitude = ref.conv2d_grad_input(_abs64(gy), _abs64(w), (case.h, case.w), *geo)
+    u, factor = (U64, 2.0) if dtype == np.float64 else (U32, 1.0)
+    calls = _phase_calls(monkeypatch)
+    monkeypatch.setattr(panel, "PHASE_POSITIONS", 0)  # small planes too
+    monkeypatch.setattr(panel, "PHASE_FILL", 0)
+    got = panel.conv2d_grad_input(gy, w, (case.h, case.w), *geo)
+    assert calls and got.dtype == dtype and got.shape == want.shape
+    assert_within_bound(got, want, magnitude, case.o * case.kh * case.kw, u, factor,
+                        what=f"phase {case}")
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        np.testing.assert_array_equal(
+            panel.conv2d_grad_input(gy, w, (case.h, case.w), *geo), got)
+    finally:
+        numba.set_num_threads(threads)
+    monkeypatch.setattr(panel, "PHASE_CHANNELS", 1 << 30)  # the scatter: close, not equal
+    np.testing.assert_allclose(panel.conv2d_grad_input(gy, w, (case.h, case.w), *geo), got,
+                               rtol=1e-4 if dtype == np.float32 else 1e-12,
+                               atol=1e-4 if dtype == np.float32 else 1e-12)
+
+
+@st.composite
+def _phase_configs(draw):
+    case = draw(conv_configs(min_batch=1, max_batch=3, max_out=6))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(2, 3)))
+    case = dataclasses.replace(case, stride=stride, dilation=(1, 1),
+                               c=case.groups * draw(st.sampled_from([16, 17, 20])))
+    extra = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))  # cells no output reaches
+    return dataclasses.replace(case, h=case.h + extra[0], w=case.w + extra[1])
+
+
+@generated(_phase_configs(), seeds, examples=25)
+def test_phase_input_gradient_generated_configurations(case, seed):
+    # any stride (2 or 3 along one axis at least), kernel, padding and groups, inputs with
+    # rows or columns no output reads: the same values as the reference
+    from convscope.kernels import panel
+
+    _, w, _, gy = case.arrays(np.random.default_rng(seed), np.float64)
+    rows, fill = panel.PHASE_POSITIONS, panel.PHASE_FILL
+    try:
+        panel.PHASE_POSITIONS, panel.PHASE_FILL = 0, 0  # every plane takes the phases
+        got = panel.conv2d_grad_input(gy, w, (case.h, case.w), *case.geometry)
+    finally:
+        panel.PHASE_POSITIONS, panel.PHASE_FILL = rows, fill
+    want = ref.conv2d_grad_input(gy, w, (case.h, case.w), *case.geometry)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("case", [
     ConvCase("pad_dil_groups", 3, 6, 12, 17, 4, 3, 3, padding=_pad(2, 1, 2, 0), dilation=(2, 1),
              groups=2),
@@ -631,6 +725,21 @@ _AS_PYTHON = textwrap.dedent("""
             for got, want in pairs:
                 assert got.dtype == dtype
                 np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    # the strided input gradient by phases (gy padded, its weights transposed by tiles,
+    # the zipped write-out), and a weight gradient whose transpose has whole tiles
+    panel.PHASE_POSITIONS, panel.PHASE_FILL = 0, 0
+    for dtype in (np.float64, np.float32):
+        lanes = 64 // np.dtype(dtype).itemsize
+        wt = rng.uniform(-1, 1, (lanes + 3, 16, 3, 3)).astype(dtype)
+        geo = ((2, 2), ((1, 1), (1, 1)), (1, 1), 1)
+        gy = rng.uniform(-1, 1, (2, lanes + 3, 4, lanes + 2)).astype(dtype)
+        hw = (8, 2 * lanes + 4)
+        np.testing.assert_allclose(panel.conv2d_grad_input(gy, wt, hw, *geo),
+                                   ref.conv2d_grad_input(gy, wt, hw, *geo), rtol=1e-4, atol=1e-5)
+        x = rng.uniform(-1, 1, (2, 16, *hw)).astype(dtype)
+        np.testing.assert_allclose(panel.conv2d_grad_weight(gy, x, (3, 3), *geo),
+                                   ref.conv2d_grad_weight(gy, x, (3, 3), *geo), rtol=1e-4,
+                                   atol=1e-5)
     # Winograd F(2x2, 3x3): an odd output (a last tile half outside), forward with ReLU,
     # the input gradient through a ReLU's rule
     for dtype in (np.float64, np.float32):
@@ -686,6 +795,29 @@ _AS_PYTHON = textwrap.dedent("""
     assert (gx == ref.max_pool2d_grad(y, idx, (34, 37), y)).all()
     print("ok")
 """)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(1, 16, 16), (3, 37, 50), (2, 5, 3), (1, 64, 8)])
+def test_tiles_transposed_on_one_or_two_threads(shape, dtype):
+    # the tile transposer (whole tiles of a vector's lanes squared, edges value by value)
+    # under tasks handed out on demand: every task run once, on 1 or 2 threads
+    import numba
+
+    from convscope.kernels import panel
+
+    a = np.random.default_rng(2).standard_normal(shape).astype(dtype)
+    for threads in (1, 2):
+        out = np.full((shape[0], shape[2], shape[1]), np.nan, dtype)
+        panel._jit().transpose_planes(a, out, min(threads, numba.get_num_threads()))
+        np.testing.assert_array_equal(out, a.transpose(0, 2, 1))
+
+
+def test_task_counter_in_plain_python():
+    from convscope.kernels._jit.tasks import take
+
+    counter = np.zeros(1, np.int64)
+    assert [take(counter) for _ in range(3)] == [0, 1, 2] and counter[0] == 3
 
 
 def test_compiled_loops_run_as_plain_python():

@@ -56,26 +56,32 @@ IMAGE_TASKS = 16  # weight gradient split over images: at most this many partial
 IMAGE_PARTIALS_BYTES = 4 << 20  # taking at most this much memory
 
 
-def _run(loop, tasks, work, *args):
-    """Call a parallel loop with its tasks handed out in small chunks, on demand.
+def _run(loop, tasks, work, *args, threads=False):
+    """Call a parallel loop; small problems (``work`` multiply-adds) on the calling thread.
 
-    Numba's default gives each thread one contiguous share; on a shared machine one
-    thread is often descheduled and the other waits for it (measured 4-8x slower than
-    dynamic chunks with a busy neighbour process). Small problems (``work`` multiply-adds)
-    run on the calling thread alone. Results do not depend on either choice: every task
-    writes its own outputs, and every sum runs in a fixed order.
+    ``threads``: the loop hands its tasks out on demand (:mod:`._jit.tasks`) and takes the
+    number of threads as its last argument. Numba's own ``prange`` gives each thread one
+    contiguous share, fixed in advance: its OpenMP layer ignores the chunk size set here
+    (measured Dec 2026: 32 long then 32 short iterations ran as one half per thread, twice
+    the time of an even split), so a loop whose tasks differ in cost, or a thread delayed
+    by a busy neighbour, leaves the other thread waiting; the loops that matter take their
+    tasks from a shared counter instead. Results depend on neither: every task writes its
+    own outputs, and every sum runs in a fixed order.
     """
     import numba
 
     previous = numba.set_parallel_chunksize(max(1, min(64, tasks // 64)))
-    threads = numba.get_num_threads()
+    count = numba.get_num_threads()
     if work < SERIAL_WORK:
         numba.set_num_threads(1)
     try:
-        loop(*args)
+        if threads:
+            loop(*args, numba.get_num_threads())
+        else:
+            loop(*args)
     finally:
         numba.set_parallel_chunksize(previous)
-        numba.set_num_threads(threads)
+        numba.set_num_threads(count)
 
 
 def _block(dtype) -> int:

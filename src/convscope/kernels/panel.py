@@ -35,6 +35,10 @@ PAD_FIRST = True  # stride 1: pad the input once, then pack runs as plain copies
 BATCH_COLS_BELOW = 16  # strided input gradient over the whole batch: planes up to this size
 TINY_POSITIONS = 16  # output planes up to this size: images as the lanes (`_jit.tiny`) ...
 TINY_FILL = 0.75  # ... when the batch fills at least this share of its vectors
+PHASE_CHANNELS = 16  # strided input gradient (dilation 1), this many channels a group and up
+PHASE_POSITIONS = 128  # and an image's phase this many positions and up (rows padded) ...
+PHASE_FILL = 0.75  # ... filling this share of its blocks: one product per phase of the input
+PHASE_ROWS = 64  # planes of gy read at a time
 
 _LOOPS = None
 _TINY = None
@@ -154,10 +158,10 @@ def conv2d(x, w, b, stride, padding, dilation, groups, relu=False, hi=np.inf):
             pp = _row_stride(n_pc * nc, dtype)
             packed = np.empty(groups * k * pp + _lanes(dtype), dtype)
             _run(_jit().pack_all, groups * -(-k // PANEL_ROWS), 4 * packed.size, x, geo, groups,
-                 PANEL_ROWS, pp, tab, packed)
+                 PANEL_ROWS, pp, tab, packed, threads=True)
     _run(_jit().panel_forward, groups * n_pc * -(-og4 // oc), y.size * k, x,
          np.ascontiguousarray(w), bias, geo, PANEL_ROWS, nc, oc, relu, float(hi), packed, pp,
-         tab, y)
+         tab, y, threads=True)
     return y
 
 
@@ -225,7 +229,7 @@ def _pointwise(x, w, bias, groups, relu, hi, y):
     split = max(1, -(-TASKS // tasks))
     oc = max(4, _up(-(-og4 // split), 4))
     _run(_jit().pointwise_forward, tasks * -(-og4 // oc), y.size * w.shape[1], x, w, bias,
-         PANEL_ROWS, nc, oc, relu, float(hi), y)
+         PANEL_ROWS, nc, oc, relu, float(hi), y, threads=True)
     return y
 
 
@@ -262,6 +266,9 @@ def conv2d_grad_input(gy, w, input_hw, stride, padding, dilation, groups):
     if gy.size == 0:
         gx[...] = 0
         return gx
+    if tuple(dilation) == (1, 1) and cg >= PHASE_CHANNELS and _phase_grad_input(
+            np.ascontiguousarray(gy), np.ascontiguousarray(w), stride, padding, gx) is not None:
+        return gx
     k = cg * kh * kw
     limg = oh * ow
     if limg <= BATCH_COLS_BELOW and n * groups * k * limg * dtype.itemsize <= PREPACK_BYTES:
@@ -275,7 +282,7 @@ def conv2d_grad_input(gy, w, input_hw, stride, padding, dilation, groups):
                       groups)
         cols = cols.reshape(n, groups * cg, kh, kw, oh, ow)
         _run(_jit().col2im, n * groups * cg, cols.size, cols,
-             _geo((kh, kw), stride, dilation, padding, (oh, ow)), gx)
+             _geo((kh, kw), stride, dilation, padding, (oh, ow)), gx, threads=True)
         return gx
     # input channels per task: a multiple of 4 (whole blocks of kernel entries), about
     # TASKS tasks in all
@@ -284,7 +291,68 @@ def conv2d_grad_input(gy, w, input_hw, stride, padding, dilation, groups):
     tasks = n * groups * -(-cg // cc)
     _run(_jit().panel_grad_input, tasks, gy.size * k, np.ascontiguousarray(gy),
          np.ascontiguousarray(w),
-         _geo((kh, kw), stride, dilation, padding, (oh, ow)), cc, gx)
+         _geo((kh, kw), stride, dilation, padding, (oh, ow)), cc, gx, threads=True)
+    return gx
+
+
+def _phases(size, kernel, stride, pad):
+    """Along one axis, for each phase ``a < stride`` of the input (cells ``stride * m + a -
+    pad``): its kernel entries (``a``, ``a + stride``, ...: how many), the first ``m`` and
+    the number of its cells inside the input: ``(count, m0, cells)``."""
+    out = []
+    for a in range(stride):
+        m0 = -((a - pad) // stride)
+        m1 = (size - 1 + pad - a) // stride + 1
+        out.append((max(0, -(-(kernel - a) // stride)), m0, max(0, m1 - m0)))
+    return out
+
+
+def _phase_grad_input(gy, w, stride, padding, gx):
+    """The strided input gradient, one product per phase of the input, ``gy`` read and
+    ``gx`` written in place (``_jit.panel.phase_grad_input``); ``gy`` zero-padded first
+    where a phase reads past it. Tasks planned as :func:`conv2d`'s, in whole rows."""
+    n, o, oh, ow = gy.shape
+    cg, kh, kw = w.shape[1:]
+    groups = gx.shape[1] // cg
+    (sh, sw), pt, pl = stride, padding[0][0], padding[1][0]
+    pads = []
+    for size, k, s, p, out in ((gx.shape[2], kh, sh, pt, oh), (gx.shape[3], kw, sw, pl, ow)):
+        ph = _phases(size, k, s, p)
+        lo = min([m0 - k + 1 for k, m0, m in ph if k and m] + [0])  # gy cells read
+        hi = max([m0 + m - 1 for k, m0, m in ph if k and m] + [out - 1])
+        pads.append((np.array([(*row, -lo) for row in ph], np.int64), hi - lo + 1))
+    (rph, hp), (cph, wp) = pads
+    block = 4 * _lanes(gy.dtype)
+    grid = int(rph[:, 2].max()) * wp  # positions of one image's phase, rows wp apart
+    if grid < PHASE_POSITIONS or grid < PHASE_FILL * _up(grid, block):
+        return None  # small planes: mostly empty blocks; the scatter is faster there
+    # in place when nothing is padded and no row's dropped columns read past the array
+    if hp == oh and wp == ow and not any(k and m and l0 for k, l0, m, _ in cph):
+        gp = gy.ravel()
+    else:  # one padded plane more at the end: the last row's dropped columns read past it
+        gp = np.empty((n * o + 1) * hp * wp, gy.dtype)
+        _run(_jit().pad_planes, n * o // 16 + 1, gp.size, gy, int(rph[0, 3]), int(cph[0, 3]),
+             hp, wp, gp, threads=True)
+    cg4 = _up(cg, 4)
+    rows = int(rph[:, 2].max())
+    blocks = groups * n * sh * sw * -(-rows * wp // block)
+    if blocks >= MANY_BLOCKS:
+        nr, oc = max(1, min(rows, max(1, min(4, blocks // TASKS)) * block // wp)), cg4
+    else:
+        nr = rows
+        split = max(1, -(-TASKS // (groups * n * sh)))
+        oc = max(4, _up(-(-cg4 // split), 4))
+    # image-major: Numba hands each thread one contiguous share of the tasks (its OpenMP
+    # layer ignores the chunk size), so that each share holds every phase's kind of task
+    tasks = np.array([(a, g, i, r0, c0) for i in range(n) for g in range(groups)
+                      for a, mh in enumerate(rph[:, 2]) for r0 in range(0, int(mh), nr)
+                      for c0 in range(0, cg4, oc)], np.int64)
+    og = o // groups  # the weights as (G, cg * kh * kw, og): each sum's weights in a row
+    wt = np.empty((groups, cg * kh * kw, og), w.dtype)
+    _run(_jit().transpose_planes, groups * cg * kh * kw // 16, w.size, w.reshape(groups, og, -1),
+         wt, threads=True)
+    _run(_jit().phase_grad_input, len(tasks), gy.size * cg * kh * kw, gp, hp, wp, wt, kw, rph, cph,
+         tasks, sh, sw, pt, pl, PHASE_ROWS, nr, _up(nr * wp, block), oc, gx, threads=True)
     return gx
 
 
@@ -309,7 +377,7 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, bias
     gt = np.empty((groups, _up(p, nc), _up(og, block)), dtype)
     gbp = np.empty((n, o), dtype)
     _run(_jit().transpose_grad, groups * (n + 1), 4 * gy.size, np.ascontiguousarray(gy), groups,
-         gt.shape[2], gt, gbp)
+         gt.shape[2], gt, gbp, threads=True)
     gw = np.empty((o, k), dtype)
     # a task packs its kernel entries' panels once for all its channel blocks; fewer
     # entries a task, then the channel blocks split, while the tasks are too few
@@ -324,7 +392,7 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, bias
     tab = _table(x.shape[2:], (kh, kw), stride, padding, dilation, (oh, ow))
     x, padding = _plain_input(x, tab, stride, padding)
     _run(_jit().panel_grad_weight, tasks, gy.size * k, x, gt,
-         _geo((kh, kw), stride, dilation, padding, (oh, ow)), kc, nc, obs, tab, gw)
+         _geo((kh, kw), stride, dilation, padding, (oh, ow)), kc, nc, obs, tab, gw, threads=True)
     gw = gw.reshape(o, cg, kh, kw)
     if bias:
         gb = gbp[0].copy()

@@ -1,0 +1,59 @@
+"""Tasks handed out on demand to a parallel loop's threads: ``take(counter)``.
+
+Numba's ``prange`` gives each thread one contiguous share of the iterations, fixed before
+the loop starts: its OpenMP layer (the one used here; TBB is not installed) ignores
+``numba.set_parallel_chunksize`` (measured: with chunk size 1, 32 long iterations then 32
+short ones ran as threads 0 and 1 taking one half each, 2x the time of an even split; with
+TBB the same chunk size hands them out on demand). A loop whose tasks differ in cost (the
+last block of positions, a phase with fewer kernel entries) or a thread the machine
+delays (a busy neighbour on two shared cores) then leaves the other thread waiting.
+
+The loops that matter run instead as one worker per thread, each taking the next task
+number from a shared counter until none is left::
+
+    counter = np.zeros(1, np.int64)
+    for _ in prange(threads):
+        while True:
+            t = take(counter)
+            if t >= n_tasks:
+                break
+            ...  # task t, as the body of ``for t in prange(n_tasks)`` was
+
+Which thread runs a task never changes a result: every task writes its own outputs and
+sums in a fixed order. ``take`` is an atomic fetch-and-add (LLVM ``atomicrmw add``,
+monotonic: only the counter is shared); plain Python under ``NUMBA_DISABLE_JIT=1``.
+"""
+
+from __future__ import annotations
+
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+
+def take(counter):
+    """The next task number: ``counter[0]``, incremented (atomically when compiled)."""
+    t = int(counter[0])
+    counter[0] = t + 1
+    return t
+
+
+@intrinsic
+def _fetch_add(typingctx, counter):
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        aryty = sig.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary,
+                                       [context.get_constant(types.intp, 0)])
+        one = context.get_constant(types.int64, 1)
+        return builder.atomic_rmw("add", ptr, one, "monotonic")
+
+    return types.int64(counter), codegen
+
+
+@overload(take)
+def _take_impl(counter):
+    return lambda counter: _fetch_add(counter)
