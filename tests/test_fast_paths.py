@@ -813,9 +813,19 @@ def test_tiles_transposed_on_one_or_two_threads(shape, dtype):
         np.testing.assert_array_equal(out, a.transpose(0, 2, 1))
 
 
-def test_task_counter_in_plain_python():
-    from convscope.kernels._jit.tasks import take
+@pytest.mark.parametrize(("n_tasks", "threads"), [(1, 2), (7, 2), (8, 2), (10, 3), (5, 1)])
+def test_tasks_dealt_in_strands_each_once(n_tasks, threads):
+    # compiled and as plain Python: every task exactly once, the k-th number taken in
+    # strand k % threads (neighbouring tasks n_tasks / threads apart), then -1 for good
+    from convscope.kernels._jit.tasks import next_task, take
 
+    for deal in (next_task, next_task.py_func):
+        counter = np.zeros(1, np.int64)
+        got = [deal(counter, n_tasks, threads) for _ in range(n_tasks + 2)]
+        assert sorted(got[:n_tasks]) == list(range(n_tasks)) and got[n_tasks:] == [-1, -1]
+        size = -(-n_tasks // threads)
+        firsts = [k * size for k in range(threads) if k * size < n_tasks]
+        assert got[:len(firsts)] == firsts
     counter = np.zeros(1, np.int64)
     assert [take(counter) for _ in range(3)] == [0, 1, 2] and counter[0] == 3
 

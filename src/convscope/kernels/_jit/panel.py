@@ -25,7 +25,7 @@ from numba import njit, prange
 
 from .rows import _clamp, _copy, _copy_where, _sum
 from .simd import lanes, vadd, veven, vfma, vload, vsplat, vstore, vzero, vziphi, vziplo
-from .tasks import take
+from .tasks import next_task
 
 __all__ = ["col2im", "pack_all", "panel_forward", "panel_grad_input", "panel_grad_weight",
            "pad_planes", "phase_grad_input", "pointwise_forward", "transpose_grad",
@@ -376,8 +376,8 @@ def pack_all(x, geo, n_grp, kc, pp, tab, out, threads):
     counter = np.zeros(1, np.int64)
     for _ in prange(threads):  # one worker per thread, tasks on demand (.tasks)
         while True:
-            t = take(counter)
-            if t >= n_tasks:
+            t = next_task(counter, n_tasks, threads)
+            if t < 0:
                 break
             g, k0 = t // n_kc, t % n_kc * kc
             segs = np.empty((n_img * oh + 2, 5), np.int64)
@@ -420,8 +420,8 @@ def panel_forward(x, w, bias, geo, kc, nc, oc, relu, hi, packed, pp, tab, y, thr
     counter = np.zeros(1, np.int64)
     for _ in prange(threads):  # one worker per thread, tasks on demand (.tasks)
         while True:
-            t = take(counter)
-            if t >= n_tasks:
+            t = next_task(counter, n_tasks, threads)
+            if t < 0:
                 break
             g, pc, oi = t // (n_pc * n_oc), t // n_oc % n_pc, t % n_oc
             p0, o0 = pc * nc, oi * oc
@@ -490,8 +490,8 @@ def panel_grad_input(gy, wt, geo, cc, gx, threads):
     counter = np.zeros(1, np.int64)
     for _ in prange(threads):  # one worker per thread, tasks on demand (.tasks)
         while True:
-            t = take(counter)
-            if t >= n_tasks:
+            t = next_task(counter, n_tasks, threads)
+            if t < 0:
                 break
             n, g, ci = t // (n_grp * n_cc), t // n_cc % n_grp, t % n_cc
             c0 = g * cg + ci * cc
@@ -545,8 +545,8 @@ def pad_planes(x, pt, pl, hp, wp, out, threads):
     counter = np.zeros(1, np.int64)
     for _ in prange(threads):  # one worker per thread, tasks on demand (.tasks)
         while True:
-            t = take(counter)
-            if t >= n_tasks:
+            t = next_task(counter, n_tasks, threads)
+            if t < 0:
                 break
             p1 = min(n_pl, t * per + per)
             for p in range(t * per, p1):
@@ -603,8 +603,8 @@ def phase_grad_input(gp, hp, wp, wt, kw, rph, cph, tasks, sh, sw, pt, pl, kc, nr
     counter = np.zeros(1, np.int64)
     for _ in prange(threads):  # one worker per thread, tasks on demand (.tasks)
         while True:
-            t = take(counter)
-            if t >= n_tasks:
+            t = next_task(counter, n_tasks, threads)
+            if t < 0:
                 break
             a, g, n, r0, c0 = tasks[t, 0], tasks[t, 1], tasks[t, 2], tasks[t, 3], tasks[t, 4]
             ka, m0, mh = rph[a, 0], rph[a, 1], rph[a, 2]
@@ -709,8 +709,8 @@ def transpose_planes(a, out, threads):
     counter = np.zeros(1, np.int64)
     for _ in prange(threads):  # one worker per thread, tasks on demand (.tasks)
         while True:
-            t = take(counter)
-            if t >= n_tasks:
+            t = next_task(counter, n_tasks, threads)
+            if t < 0:
                 break
             g, i0 = t // n_rb, t % n_rb * L
             tmp = np.empty(2 * L * L, a.dtype)
@@ -744,8 +744,8 @@ def transpose_grad(gy, n_grp, og64, gt, gbp, threads):
     counter = np.zeros(1, np.int64)
     for _ in prange(threads):  # one worker per thread, tasks on demand (.tasks)
         while True:
-            t = take(counter)
-            if t >= n_tasks:
+            t = next_task(counter, n_tasks, threads)
+            if t < 0:
                 break
             g, n = t // (n_img + 1), t % (n_img + 1)
             if n == n_img:  # the rows past the last position
@@ -797,8 +797,8 @@ def panel_grad_weight(x, gt, geo, kc, nc, obs, tab, out, threads):
     counter = np.zeros(1, np.int64)
     for _ in prange(threads):  # one worker per thread, tasks on demand (.tasks)
         while True:
-            t = take(counter)
-            if t >= n_tasks:
+            t = next_task(counter, n_tasks, threads)
+            if t < 0:
                 break
             g, ki, oi = t // (n_kc * n_os), t // n_os % n_kc, t % n_os
             k0, b0 = ki * kc, oi * obs
@@ -842,8 +842,8 @@ def col2im(cols, geo, gx, threads):
     counter = np.zeros(1, np.int64)
     for _ in prange(threads):  # one worker per thread, tasks on demand (.tasks)
         while True:
-            t = take(counter)
-            if t >= n_tasks:
+            t = next_task(counter, n_tasks, threads)
+            if t < 0:
                 break
             n, c = t // n_ch, t % n_ch
             _zero(gx[n, c].ravel(), 0, h * w)
@@ -882,8 +882,8 @@ def pointwise_forward(x, w, bias, kc, nc, oc, relu, hi, y, threads):
     counter = np.zeros(1, np.int64)
     for _ in prange(threads):  # one worker per thread, tasks on demand (.tasks)
         while True:
-            t = take(counter)
-            if t >= n_tasks:
+            t = next_task(counter, n_tasks, threads)
+            if t < 0:
                 break
             n, g = t // (n_grp * n_jc * n_oc), t // (n_jc * n_oc) % n_grp
             jc, oi = t // n_oc % n_jc, t % n_oc
