@@ -6,7 +6,7 @@ every function is compiled with ``cache=True``, so a new process loads machine c
 512-bit vectors; the loops themselves are :mod:`.conv` (forward and packing),
 :mod:`.wgrad` (weight gradients), :mod:`.depthwise` and :mod:`.pool`, the blocked matrix
 product :mod:`.panel` and its tiny-plane variant :mod:`.tiny`, with row helpers in
-:mod:`.rows`. Callers pass
+:mod:`.rows` and tasks handed out to threads on demand by :mod:`.tasks`. Callers pass
 arrays already laid out as each loop expects (see :mod:`convscope.kernels.direct`).
 
 With ``NUMBA_DISABLE_JIT=1`` every loop runs as plain Python on NumPy arrays (slowly),
