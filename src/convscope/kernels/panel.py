@@ -38,7 +38,7 @@ TINY_FILL = 0.75  # ... when the batch fills at least this share of its vectors
 PHASE_CHANNELS = 16  # strided input gradient (dilation 1), this many channels a group and up
 PHASE_POSITIONS = 128  # and an image's phase this many positions and up (rows padded) ...
 PHASE_FILL = 0.75  # ... filling this share of its blocks: one product per phase of the input
-PHASE_ROWS = 64  # planes of gy read at a time
+PHASE_ROWS = 64  # gy's planes in one panel of the phase product
 
 _LOOPS = None
 _TINY = None
@@ -308,9 +308,10 @@ def _phases(size, kernel, stride, pad):
 
 
 def _phase_grad_input(gy, w, stride, padding, gx):
-    """The strided input gradient, one product per phase of the input, ``gy`` read and
-    ``gx`` written in place (``_jit.panel.phase_grad_input``); ``gy`` zero-padded first
-    where a phase reads past it. Tasks planned as :func:`conv2d`'s, in whole rows."""
+    """The strided input gradient, one product per phase of the input, ``gx`` written in
+    place (``_jit.panel.phase_grad_input``); ``gy`` zero-padded first where a phase reads
+    past it; None (nothing done) on planes too small for it. Tasks planned as
+    :func:`conv2d`'s, in whole rows."""
     n, o, oh, ow = gy.shape
     cg, kh, kw = w.shape[1:]
     groups = gx.shape[1] // cg
@@ -342,8 +343,8 @@ def _phase_grad_input(gy, w, stride, padding, gx):
         nr = rows
         split = max(1, -(-TASKS // (groups * n * sh)))
         oc = max(4, _up(-(-cg4 // split), 4))
-    # image-major: Numba hands each thread one contiguous share of the tasks (its OpenMP
-    # layer ignores the chunk size), so that each share holds every phase's kind of task
+    # image-major: each thread starts on its own contiguous strand of the tasks
+    # (`_jit.tasks`), so that every strand holds every phase's kind of task
     tasks = np.array([(a, g, i, r0, c0) for i in range(n) for g in range(groups)
                       for a, mh in enumerate(rph[:, 2]) for r0 in range(0, int(mh), nr)
                       for c0 in range(0, cg4, oc)], np.int64)

@@ -566,8 +566,7 @@ def pad_planes(x, pt, pl, hp, wp, out, threads):
 def phase_grad_input(gp, hp, wp, wt, kw, rph, cph, tasks, sh, sw, pt, pl, kc, nr, nc, oc, gx,
                      threads):
     """The input gradient of a strided convolution (dilation 1) as one product per
-    *phase* of the input, reading ``gy`` in place and writing ``gx`` in place: no packing,
-    no scatter, every cell of ``gx`` written once.
+    *phase* of the input, written in place: no scatter, every cell of ``gx`` written once.
 
     Input row ``ih`` receives from the kernel rows ``u = (ih + pt) mod sh`` (mod ``sh``):
     the rows of phase ``a`` (``ih = sh * m + a - pt``) are a stride-1 product of ``gy``
@@ -576,13 +575,14 @@ def phase_grad_input(gp, hp, wp, wt, kw, rph, cph, tasks, sh, sw, pt, pl, kc, nr
     x P_ab) = W_ab^T (cg x og*ka*kb) @ B_ab``, where for one kernel entry the rows of
     ``B_ab`` are ``gy``'s planes shifted: with ``gy`` zero-padded to ``hp x wp`` and the
     phase's positions laid out ``wp`` apart too (columns past the phase's are computed
-    and dropped), each row is a contiguous run of a padded plane, read where it lies as
-    :func:`pointwise_forward` reads its input. The weights are read in place, ``cg * kh *
-    kw`` apart (:func:`_mm4x4`'s ``ks``). A 3 x 3 kernel with stride 2 has phases of 4, 2,
-    2 and 1 entries: 9 in all, no product for nothing.
+    and dropped), a task's share of each row is one contiguous run of a padded plane,
+    copied into its panel as it is (reading the planes in place took the same time). A
+    3 x 3 kernel with stride 2 has phases of 4, 2, 2 and 1 entries: 9 in all, no product
+    for nothing.
 
     gp: ``gy`` (N, O, H_out, W_out) padded to (N, O, hp, wp), flat, its row 0 / column 0
-    being row ``-rph[0, 3]`` / column ``-cph[0, 3]`` of ``gy``; w (O, C/G, kh, kw);
+    being row ``-rph[0, 3]`` / column ``-cph[0, 3]`` of ``gy``; wt (G, C/G * kh * kw, O/G):
+    the weights transposed (:func:`transpose_planes`), each sum's weights in a row;
     ``rph[a] = (ka, m0, mh, pad)``: row phase ``a``'s kernel rows, its first row ``m`` and
     how many lie in the input (``cph[b]`` the same along the columns); ``tasks[t] = (a,
     group, image, first row, first channel)``: a task owns ``nr`` rows of row phase ``a``
