@@ -324,7 +324,8 @@ def _phase_grad_input(gy, w, stride, padding, gx):
         pads.append((np.array([(*row, -lo) for row in ph], np.int64), hi - lo + 1))
     (rph, hp), (cph, wp) = pads
     block = 4 * _lanes(gy.dtype)
-    grid = int(rph[:, 2].max()) * wp  # positions of one image's phase, rows wp apart
+    rows = int(rph[:, 2].max())
+    grid = rows * wp  # positions of one image's phase, rows wp apart
     if grid < PHASE_POSITIONS or grid < PHASE_FILL * _up(grid, block):
         return None  # small planes: mostly empty blocks; the scatter is faster there
     # in place when nothing is padded and no row's dropped columns read past the array
@@ -335,7 +336,6 @@ def _phase_grad_input(gy, w, stride, padding, gx):
         _run(_jit().pad_planes, n * o // 16 + 1, gp.size, gy, int(rph[0, 3]), int(cph[0, 3]),
              hp, wp, gp, threads=True)
     cg4 = _up(cg, 4)
-    rows = int(rph[:, 2].max())
     blocks = groups * n * sh * sw * -(-rows * wp // block)
     if blocks >= MANY_BLOCKS:
         nr, oc = max(1, min(rows, max(1, min(4, blocks // TASKS)) * block // wp)), cg4

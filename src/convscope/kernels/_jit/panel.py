@@ -36,14 +36,9 @@ _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
 @njit(inline="always", **_OPTS)
 def _zero(a, at, n):
-    for j in range(at, at + n):
-        a[j] = 0
-
-
-@njit(inline="always", **_OPTS)
-def _fill0(a, at, n):
     """``a[at : at + n] = 0`` by vectors, the last one overlapping (nothing written past
-    the run: the next cells may be another task's); values for runs under a vector."""
+    the run: the next cells may be another task's); values for runs under a vector (a
+    value at a time, 16 cells a cycle or so, was a third of a padding pass)."""
     L = lanes(a)
     if n < L:
         for j in range(at, at + n):
@@ -551,15 +546,15 @@ def pad_planes(x, pt, pl, hp, wp, out, threads):
             p1 = min(n_pl, t * per + per)
             for p in range(t * per, p1):
                 at = p * plane
-                _fill0(out, at, pt * wp + pl)  # the rows above, the first row's left cells
+                _zero(out, at, pt * wp + pl)  # the rows above, the first row's left cells
                 for r in range(h):
                     row = at + (pt + r) * wp + pl
                     _copy(out, row, xflat, (p * h + r) * w, w)
                     # this row's right cells and the next row's left cells (or the rows below)
-                    _fill0(out, row + w, (wp - w - pl) + (pl if r + 1 < h else 0))
-                _fill0(out, at + (pt + h) * wp, (hp - pt - h) * wp)
+                    _zero(out, row + w, (wp - w - pl) + (pl if r + 1 < h else 0))
+                _zero(out, at + (pt + h) * wp, (hp - pt - h) * wp)
             if p1 == n_pl:
-                _fill0(out, n_pl * plane, out.size - n_pl * plane)
+                _zero(out, n_pl * plane, out.size - n_pl * plane)
 
 
 @njit(parallel=True, **_OPTS)
@@ -620,12 +615,12 @@ def phase_grad_input(gp, hp, wp, wt, kw, rph, cph, tasks, sh, sw, pt, pl, kc, nr
                 for c in range(c0, min(c1, cg)):
                     for rr in range(r0, r1):
                         at = ((n * n_ch + g * cg + c) * h + sh * (m0 + rr) + a - pt) * wd
-                        _fill0(xflat, at, wd)
+                        _zero(xflat, at, wd)
                 continue
             for b in range(sw):
                 kb, l0, mw = cph[b, 0], cph[b, 1], cph[b, 2]
                 if kb * mw == 0:
-                    _fill0(acc, b * size, size)
+                    _zero(acc, b * size, size)
                     continue
                 first = True
                 for i in range(ka):
@@ -640,7 +635,7 @@ def phase_grad_input(gp, hp, wp, wt, kw, rph, cph, tasks, sh, sw, pt, pl, kc, nr
                             for k in range(o0, o1):  # contiguous runs: plain copies
                                 at = (k - o0) * nc
                                 if used > full:
-                                    _fill0(panel, at + full, block)
+                                    _zero(panel, at + full, block)
                                 _copy(panel, at, gp, src + k * plane, used)
                             q, cs = r + o0, khw * og  # channel c's weights: cs apart
                             for c in range(c0, c1, 4):
@@ -697,6 +692,20 @@ def _transpose_tile(src, s, ss, dst, d, ds, tmp):
         vstore(dst, d + j * ds, vload(tmp, a + j * L))
 
 
+@njit(inline="always", **_OPTS)
+def _transpose_block(src, s, ss, rows, cols, dst, d, ds, tmp):
+    """``dst[d + j * ds + i] = src[s + i * ss + j]`` for ``i < rows``, ``j < cols``: by
+    :func:`_transpose_tile`'s tiles, the cells outside whole tiles one by one."""
+    L = lanes(src)
+    r_full, c_full = rows // L * L, cols // L * L
+    for i0 in range(0, r_full, L):
+        for j0 in range(0, c_full, L):
+            _transpose_tile(src, s + i0 * ss + j0, ss, dst, d + j0 * ds + i0, ds, tmp)
+    for j in range(cols):
+        for i in range(r_full if j < c_full else 0, rows):
+            dst[d + j * ds + i] = src[s + i * ss + j]
+
+
 @njit(parallel=True, **_OPTS)
 def transpose_planes(a, out, threads):
     """``out[g, j, i] = a[g, i, j]`` for a (G, R, C), by :func:`_transpose_tile`'s tiles (a
@@ -713,16 +722,9 @@ def transpose_planes(a, out, threads):
             if t < 0:
                 break
             g, i0 = t // n_rb, t % n_rb * L
-            tmp = np.empty(2 * L * L, a.dtype)
-            base, obase = g * n_r * n_c, g * n_r * n_c
-            j_full = n_c // L * L
-            if i0 + L <= n_r:
-                for j0 in range(0, j_full, L):
-                    _transpose_tile(aflat, base + i0 * n_c + j0, n_c, oflat,
-                                    obase + j0 * n_r + i0, n_r, tmp)
-            for i in range(i0, min(n_r, i0 + L)):
-                for j in range(j_full if i0 + L <= n_r else 0, n_c):
-                    oflat[obase + j * n_r + i] = aflat[base + i * n_c + j]
+            base = g * n_r * n_c
+            _transpose_block(aflat, base + i0 * n_c, n_c, min(L, n_r - i0), n_c, oflat,
+                             base + i0, n_r, np.empty(2 * L * L, a.dtype))
 
 
 @njit(parallel=True, **_OPTS)
@@ -749,23 +751,16 @@ def transpose_grad(gy, n_grp, og64, gt, gbp, threads):
                 break
             g, n = t // (n_img + 1), t % (n_img + 1)
             if n == n_img:  # the rows past the last position
-                _fill0(tflat, (g * pp + n_img * limg) * og64, (pp - n_img * limg) * og64)
+                _zero(tflat, (g * pp + n_img * limg) * og64, (pp - n_img * limg) * og64)
                 continue
             tmp = np.empty(2 * L * L, gy.dtype)
             src0 = (n * n_out + g * og) * limg
             row0 = (g * pp + n * limg) * og64
             for o in range(og):  # by vectors: a chain of scalar adds was half of this loop
                 gbp[n, g * og + o] = _sum(gflat, src0 + o * limg, limg)
-            o_full, l_full = og // L * L, limg // L * L
-            for l0 in range(0, l_full, L):
-                for o0 in range(0, o_full, L):
-                    _transpose_tile(gflat, src0 + o0 * limg + l0, limg, tflat,
-                                    row0 + l0 * og64 + o0, og64, tmp)
-            for q in range(limg):
-                row = row0 + q * og64
-                for o in range(o_full if q < l_full else 0, og):
-                    tflat[row + o] = gflat[src0 + o * limg + q]
-                _fill0(tflat, row + og, og64 - og)
+            _transpose_block(gflat, src0, limg, og, limg, tflat, row0, og64, tmp)
+            for q in range(limg):  # the channels past og: zeros
+                _zero(tflat, row0 + q * og64 + og, og64 - og)
 
 
 @njit(parallel=True, **_OPTS)
