@@ -619,6 +619,121 @@ def test_phase_input_gradient_generated_configurations(case, seed):
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
+# The forward product with the output channels as the lanes, the input copied channels
+# last by each task (16 input channels and up, output channels in blocks of 4 vectors):
+# 3 x 3 stride 1 and 2, a 1 x 1 kernel with stride 2 (every other row and column kept,
+# odd sizes), a 5 x 5 kernel with asymmetric strides, padding and dilation, channel counts
+# past a vector (the last block of channels overlapping), two blocks of output channels,
+# positions not a multiple of 4 (the last block repeating a position), rows narrower than
+# a vector (transposed copies storing part of a tile), several images a task
+NHWC = [
+    ConvCase("nh_s1_k3", 2, 16, 9, 11, 64, 3, 3, padding=_pad(1, 1, 1, 1)),
+    ConvCase("nh_s2_k3_c20", 3, 20, 13, 11, 64, 3, 3, (2, 2), _pad(1, 1, 1, 1)),
+    ConvCase("nh_s2_k1_odd", 2, 144, 15, 13, 64, 1, 1, (2, 2)),
+    ConvCase("nh_k5_asym", 2, 17, 12, 19, 64, 5, 5, (2, 1), _pad(2, 1, 0, 3), (1, 2)),
+    ConvCase("nh_o128_c33", 1, 33, 7, 37, 128, 3, 3, padding=_pad(0, 2, 1, 1)),
+    ConvCase("nh_small_planes", 5, 16, 4, 3, 64, 3, 3, padding=_pad(1, 1, 1, 1)),
+    ConvCase("nh_k2_no_pad", 1, 48, 6, 30, 64, 2, 2),
+]
+
+
+def _nhwc_calls(monkeypatch):
+    from convscope.kernels import panel
+
+    calls = []
+    forward = panel._nhwc_forward
+
+    def count(*args, **kwargs):
+        calls.append(args[0].shape)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(panel, "_nhwc_forward", count)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", NHWC, ids=lambda c: c.name)
+def test_channels_last_forward_matches_reference(monkeypatch, case, dtype):
+    # against the reference within the bound of each sum's length (the bias last), with
+    # the fused ReLU and ReLU6; the loop really ran, every cell written (y starts as
+    # np.empty), the same bits on 1 and 2 threads and for any task size, close to the
+    # packed product it replaces
+    import numba
+
+    from convscope.kernels import panel
+
+    x, w, b, _ = case.arrays(np.random.default_rng(6), dtype)
+    geo = case.geometry
+    want = ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), *geo)
+    magnitude = ref.conv2d(_abs64(x), _abs64(w), _abs64(b), *geo)
+    u, factor = (U64, 2.0) if dtype == np.float64 else (U32, 1.0)
+    calls = _nhwc_calls(monkeypatch)
+    monkeypatch.setattr(panel, "NHWC_POSITIONS", 8)  # several tasks on these small cases
+    got = panel.conv2d(x, w, b, *geo)
+    assert calls and got.dtype == dtype and got.shape == want.shape
+    assert_within_bound(got, want, magnitude, case.k_forward + 1, u, factor,
+                        what=f"channels last {case}")
+    np.testing.assert_array_equal(panel.conv2d(x, w, b, *geo, relu=True), np.maximum(got, 0))
+    np.testing.assert_array_equal(panel.conv2d(x, w, b, *geo, relu=True, hi=0.5),
+                                  np.clip(got, 0, 0.5))
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        np.testing.assert_array_equal(panel.conv2d(x, w, b, *geo), got)
+    finally:
+        numba.set_num_threads(threads)
+    monkeypatch.setattr(panel, "NHWC_POSITIONS", 1)  # a row a task, one image a task
+    np.testing.assert_array_equal(panel.conv2d(x, w, b, *geo), got)
+    n_calls = len(calls)
+    monkeypatch.setattr(panel, "NHWC", False)  # the packed product: close, not equal
+    np.testing.assert_allclose(panel.conv2d(x, w, b, *geo), got,
+                               rtol=1e-4 if dtype == np.float32 else 1e-12,
+                               atol=1e-4 if dtype == np.float32 else 1e-12)
+    assert len(calls) == n_calls
+
+
+def test_channels_last_forward_needs_its_conditions(monkeypatch):
+    # groups, too few input channels or kernel entries, output channels not in blocks of
+    # 4 vectors, too few positions: the packed product, and still the reference's values
+    from convscope.kernels import panel
+
+    calls = _nhwc_calls(monkeypatch)
+    monkeypatch.setattr(panel, "NHWC_POSITIONS", 8)
+    for case in [ConvCase("groups", 1, 32, 6, 6, 64, 3, 3, groups=2),
+                 ConvCase("c15", 1, 15, 6, 6, 64, 3, 3),
+                 ConvCase("k1_c64", 1, 64, 6, 6, 64, 1, 1, (2, 2)),
+                 ConvCase("o48", 1, 16, 6, 6, 48, 3, 3),
+                 ConvCase("p4", 1, 16, 4, 4, 64, 3, 3)]:
+        x, w, b, _ = case.arrays(np.random.default_rng(7), np.float32)
+        np.testing.assert_allclose(panel.conv2d(x, w, b, *case.geometry),
+                                   ref.conv2d(x, w, b, *case.geometry), rtol=1e-4, atol=1e-4)
+    assert calls == []
+
+
+@st.composite
+def _nhwc_configs(draw):
+    case = draw(conv_configs(min_batch=1, max_batch=3, max_out=7))
+    return dataclasses.replace(case, groups=1, c=draw(st.sampled_from([16, 17, 20, 40])),
+                               o=draw(st.sampled_from([32, 64, 96])))
+
+
+@generated(_nhwc_configs(), seeds, examples=25)
+def test_channels_last_forward_generated_configurations(case, seed):
+    # any stride, kernel, padding and dilation, several tasks of rows or of whole images:
+    # the same values as the reference (float64: blocks of 32 output channels)
+    from convscope.kernels import panel
+
+    x, w, b, _ = case.arrays(np.random.default_rng(seed), np.float64)
+    positions, entries = panel.NHWC_POSITIONS, panel.NHWC_ENTRIES
+    try:
+        panel.NHWC_POSITIONS, panel.NHWC_ENTRIES = 1 + seed % 16, 1  # 1 x 1 kernels too
+        got = panel.conv2d(x, w, b, *case.geometry)
+    finally:
+        panel.NHWC_POSITIONS, panel.NHWC_ENTRIES = positions, entries
+    np.testing.assert_allclose(got, ref.conv2d(x, w, b, *case.geometry), rtol=1e-10,
+                               atol=1e-10)
+
+
 @pytest.mark.parametrize("case", [
     ConvCase("pad_dil_groups", 3, 6, 12, 17, 4, 3, 3, padding=_pad(2, 1, 2, 0), dilation=(2, 1),
              groups=2),
@@ -725,6 +840,21 @@ _AS_PYTHON = textwrap.dedent("""
             for got, want in pairs:
                 assert got.dtype == dtype
                 np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    # the forward product with the channels as the lanes: 3 x 3 stride 2 over channels past
+    # a vector, and a 1 x 1 kernel with stride 2 (every other row and column)
+    panel.NHWC_POSITIONS = 4
+    for dtype in (np.float64, np.float32):
+        lanes = 64 // np.dtype(dtype).itemsize
+        for kernel, stride, pad in (((3, 3), (2, 2), ((1, 1), (1, 1))),
+                                    ((1, 1), (2, 2), ((0, 0), (0, 0)))):
+            x = rng.uniform(-1, 1, (2, 17 * (1 + 8 * (kernel == (1, 1))), 5, 2 * lanes + 3)
+                            ).astype(dtype)
+            wt = rng.uniform(-1, 1, (4 * lanes, x.shape[1], *kernel)).astype(dtype)
+            b = rng.uniform(-1, 1, 4 * lanes).astype(dtype)
+            geo = (stride, pad, (1, 1), 1)
+            np.testing.assert_allclose(panel.conv2d(x, wt, b, *geo, relu=True),
+                                       np.maximum(ref.conv2d(x, wt, b, *geo), 0), rtol=1e-4,
+                                       atol=1e-4)
     # the strided input gradient by phases (gy padded, its weights transposed by tiles,
     # the zipped write-out), and a weight gradient whose transpose has whole tiles
     panel.PHASE_POSITIONS, panel.PHASE_FILL = 0, 0

@@ -39,6 +39,10 @@ PHASE_CHANNELS = 16  # strided input gradient (dilation 1), this many channels a
 PHASE_POSITIONS = 128  # and an image's phase this many positions and up (rows padded) ...
 PHASE_FILL = 0.75  # ... filling this share of its blocks: one product per phase of the input
 PHASE_ROWS = 64  # gy's planes in one panel of the phase product
+NHWC = True  # forward: output channels as the lanes, input channels last (no packing) ...
+NHWC_CHANNELS = 16  # ... for one group of this many input channels and up ...
+NHWC_ENTRIES = 128  # ... and kernel entries (1 x 1, 64 channels: the packed product was faster)
+NHWC_POSITIONS = 128  # ... this many positions and up (also the positions of a task)
 
 _LOOPS = None
 _TINY = None
@@ -141,6 +145,8 @@ def conv2d(x, w, b, stride, padding, dilation, groups, relu=False, hi=np.inf):
         return _pointwise(x, np.ascontiguousarray(w), bias, groups, relu, hi, y)
     if _tiny(groups, (oh, ow), n, 2 * _lanes(dtype)):
         return _tiny_forward(x, w, bias, stride, padding, dilation, relu, hi, y)
+    if _lanes_out(groups, c, k, o, p, dtype):
+        return _nhwc_forward(x, w, bias, stride, padding, dilation, relu, hi, y)
     pp, packed = 0, np.empty(0, dtype)
     tab = _table((h, wd), (kh, kw), stride, padding, dilation, (oh, ow))
     x, padding = _plain_input(x, tab, stride, padding)
@@ -162,6 +168,39 @@ def conv2d(x, w, b, stride, padding, dilation, groups, relu=False, hi=np.inf):
     _run(_jit().panel_forward, groups * n_pc * -(-og4 // oc), y.size * k, x,
          np.ascontiguousarray(w), bias, geo, PANEL_ROWS, nc, oc, relu, float(hi), packed, pp,
          tab, y, threads=True)
+    return y
+
+
+def _lanes_out(groups, c, k, o, positions, dtype):
+    """Whether the forward product takes the channels-last loop (``_jit.panel.nhwc_forward``:
+    output channels as the lanes, no packing): one group, ``NHWC_CHANNELS`` input channels
+    and ``NHWC_ENTRIES`` kernel entries and up, output channels in whole blocks of 4
+    vectors, ``NHWC_POSITIONS`` positions and up."""
+    return (NHWC and groups == 1 and c >= NHWC_CHANNELS and k >= NHWC_ENTRIES
+            and o % (4 * _lanes(dtype)) == 0 and positions >= NHWC_POSITIONS)
+
+
+def _nhwc_forward(x, w, bias, stride, padding, dilation, relu, hi, y):
+    """The product with the output channels as the lanes (``_jit.panel.nhwc_forward``),
+    each task copying the input rows it reads channels last; the weights of each block
+    of ``4L`` channels transposed by tiles. A 1 x 1 kernel with stride 2 and no padding
+    reads every other row and column, as stride 1."""
+    n, c = x.shape[:2]
+    o, _, kh, kw = w.shape
+    oh, ow = y.shape[2:]
+    block = 4 * _lanes(x.dtype)
+    step = 1
+    if (kh, kw) == (1, 1) and tuple(stride) == (2, 2) and not any(map(any, padding)):
+        step, stride = 2, (1, 1)
+    k = c * kh * kw
+    wt = np.empty((o // block, k, block), x.dtype)
+    _run(_jit().transpose_planes, o // block * (block // _lanes(x.dtype)), w.size,
+         np.ascontiguousarray(w).reshape(o // block, block, k), wt, threads=True)
+    geo = _geo((kh, kw), stride, dilation, padding, (oh, ow))
+    nr = max(1, min(oh, -(-NHWC_POSITIONS // ow)))
+    ni = max(1, min(n, NHWC_POSITIONS // (oh * ow))) if nr == oh else 1
+    _run(_jit().nhwc_forward, -(-n // ni) * -(-oh // nr), y.size * k, x, wt.ravel(), bias,
+         geo, step, nr, ni, relu, float(hi), y, threads=True)
     return y
 
 

@@ -27,9 +27,9 @@ from .rows import _clamp, _copy, _copy_where, _sum
 from .simd import lanes, vadd, veven, vfma, vload, vsplat, vstore, vzero, vziphi, vziplo
 from .tasks import next_task
 
-__all__ = ["col2im", "pack_all", "panel_forward", "panel_grad_input", "panel_grad_weight",
-           "pad_planes", "phase_grad_input", "pointwise_forward", "transpose_grad",
-           "transpose_planes"]
+__all__ = ["col2im", "nhwc_forward", "pack_all", "panel_forward", "panel_grad_input",
+           "panel_grad_weight", "pad_planes", "phase_grad_input", "pointwise_forward",
+           "transpose_grad", "transpose_planes"]
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
@@ -704,6 +704,205 @@ def _transpose_block(src, s, ss, rows, cols, dst, d, ds, tmp):
     for j in range(cols):
         for i in range(r_full if j < c_full else 0, rows):
             dst[d + j * ds + i] = src[s + i * ss + j]
+
+
+@njit(inline="always", **_OPTS)
+def _tile(src, s, ss, step, dst, d, ds, n_out, tmp):
+    """``dst[d + j * ds + i] = src[s + i * ss + j * step]`` for ``i < L`` and ``j < n_out``
+    (``<= L``): :func:`_transpose_tile` reading every ``step``-th value of the rows (1 or
+    2: two loads and their even lanes) and storing the first ``n_out`` transposed rows
+    (reads go ``step * L`` values along each row whatever ``n_out``)."""
+    L = lanes(src)
+    half = L // 2
+    for i in range(L):
+        at = s + i * ss
+        if step == 1:
+            vstore(tmp, i * L, vload(src, at))
+        else:
+            vstore(tmp, i * L, veven(vload(src, at), vload(src, at + L)))
+    a, b = 0, L * L
+    k = 1
+    while k < L:
+        for i in range(half):
+            x, y = vload(tmp, a + i * L), vload(tmp, a + (i + half) * L)
+            vstore(tmp, b + 2 * i * L, vziplo(x, y))
+            vstore(tmp, b + (2 * i + 1) * L, vziphi(x, y))
+        a, b = b, a
+        k *= 2
+    for j in range(n_out):
+        vstore(dst, d + j * ds, vload(tmp, a + j * L))
+
+
+@njit(inline="always", **_OPTS)
+def _transpose_over(src, s, ss, rows, cols, step, dst, d, ds, tmp):
+    """``dst[d + j * ds + i] = src[s + i * ss + j * step]`` for ``i < rows``, ``j < cols``
+    (``step`` 1 or 2) by :func:`_tile`'s tiles, the last tile of each axis overlapping the
+    one before (the same values written twice) and narrow blocks (``cols < L``) by tiles
+    storing ``cols`` rows: no value by value at the edges (a 14-wide row had none in a
+    whole tile). Value by value where ``rows < L`` or a tile would read past ``src``."""
+    L = lanes(src)
+    if rows < L or s + (rows - 1) * ss + max(cols, L) * step > src.size:
+        for i in range(rows):
+            for j in range(cols):
+                dst[d + j * ds + i] = src[s + i * ss + j * step]
+        return
+    for i in range(0, rows, L):
+        i0 = min(i, rows - L)
+        for j in range(0, cols, L):
+            j0 = max(0, min(j, cols - L))
+            _tile(src, s + i0 * ss + j0 * step, ss, step, dst, d + j0 * ds + i0, ds,
+                  min(L, cols - j0), tmp)
+
+
+@njit(inline="always", **_OPTS)
+def _channels_last(xflat, n, n_ch, h, w, ih0, rows, step, pl, wp, out, tmp):
+    """``out[i, j, c] = x[n, c, (ih0 + i) * step, j * step - pl]`` for ``i < rows``, ``j <
+    wp`` (flat), 0 outside ``x``: input rows channels last, for :func:`nhwc_forward`.
+    ``step`` 1, or 2 to keep every other row and column (what a 1 x 1 kernel with stride 2
+    reads). Each block of a vector's channels walks all the rows (its planes read along
+    their rows; a block of rows per plane at a time was 3x faster than a row of all
+    planes), by :func:`_transpose_over`."""
+    L = lanes(out)
+    line = wp * n_ch
+    ja = min(wp, (pl + step - 1) // step)  # the first column inside x
+    jb = max(ja, min(wp, (w - 1 + pl) // step + 1))
+    for i in range(rows):
+        ih = (ih0 + i) * step
+        if ih < 0 or ih >= h:
+            _zero(out, i * line, line)
+        else:
+            _zero(out, i * line, ja * n_ch)
+            _zero(out, i * line + jb * n_ch, (wp - jb) * n_ch)
+    for c in range(0, n_ch, L):
+        c0 = max(0, min(c, n_ch - L))  # the last block overlaps the one before
+        for i in range(rows):
+            ih = (ih0 + i) * step
+            if 0 <= ih < h:
+                _transpose_over(xflat, (n * n_ch + c0) * h * w + ih * w + ja * step - pl,
+                                h * w, min(L, n_ch), jb - ja, step, out,
+                                i * line + ja * n_ch + c0, n_ch, tmp)
+
+
+@njit(inline="always", **_OPTS)
+def _quad(wt, at, n_ch, taps, xt, b0, b1, b2, b3, acc, out):
+    """4 positions x 4 vectors of output channels over the whole sum, in registers:
+    ``acc[out + j*4L + m*L ...] = sum_{c, t} xt[b_j + taps[t] + c] * wt[at + (c*T + t)*4L
+    + m*L ...]`` (``T`` taps, ``b_j`` position ``j``'s window in the channels-last input).
+
+    The weights stream in order (a block of 4 vectors per kernel entry, from L2); the
+    input values, broadcast, come from the 4 windows (in L1)."""
+    L = lanes(xt)
+    a00 = vzero(xt)
+    a01, a02, a03 = a00, a00, a00
+    a10, a11, a12, a13 = a00, a00, a00, a00
+    a20, a21, a22, a23 = a00, a00, a00, a00
+    a30, a31, a32, a33 = a00, a00, a00, a00
+    p = at
+    for c in range(n_ch):
+        for t in range(taps.size):
+            q = taps[t] + c
+            x0, x1 = vload(wt, p), vload(wt, p + L)
+            x2, x3 = vload(wt, p + 2 * L), vload(wt, p + 3 * L)
+            p += 4 * L
+            e = vsplat(xt, xt[b0 + q])
+            a00, a01 = vfma(e, x0, a00), vfma(e, x1, a01)
+            a02, a03 = vfma(e, x2, a02), vfma(e, x3, a03)
+            e = vsplat(xt, xt[b1 + q])
+            a10, a11 = vfma(e, x0, a10), vfma(e, x1, a11)
+            a12, a13 = vfma(e, x2, a12), vfma(e, x3, a13)
+            e = vsplat(xt, xt[b2 + q])
+            a20, a21 = vfma(e, x0, a20), vfma(e, x1, a21)
+            a22, a23 = vfma(e, x2, a22), vfma(e, x3, a23)
+            e = vsplat(xt, xt[b3 + q])
+            a30, a31 = vfma(e, x0, a30), vfma(e, x1, a31)
+            a32, a33 = vfma(e, x2, a32), vfma(e, x3, a33)
+    r = out
+    vstore(acc, r, a00), vstore(acc, r + L, a01), vstore(acc, r + 2 * L, a02)
+    vstore(acc, r + 3 * L, a03)
+    r += 4 * L
+    vstore(acc, r, a10), vstore(acc, r + L, a11), vstore(acc, r + 2 * L, a12)
+    vstore(acc, r + 3 * L, a13)
+    r += 4 * L
+    vstore(acc, r, a20), vstore(acc, r + L, a21), vstore(acc, r + 2 * L, a22)
+    vstore(acc, r + 3 * L, a23)
+    r += 4 * L
+    vstore(acc, r, a30), vstore(acc, r + L, a31), vstore(acc, r + 2 * L, a32)
+    vstore(acc, r + 3 * L, a33)
+
+
+@njit(parallel=True, **_OPTS)
+def nhwc_forward(x, wt, bias, geo, step, nr, ni, relu, hi, y, threads):
+    """The forward product with the output channels as the vector lanes, the input read
+    channels last: no im2col panel is packed (packing was 13-21 % of a stride-2 3 x 3
+    forward: a few cycles a value for runs of 14 or 28).
+
+    x (N, C, H, W); wt (O / 4L, C*kh*kw, 4L): the weights of each block of ``4L`` output
+    channels (``L`` lanes) transposed (:func:`transpose_planes`), kernel entries ``(c,
+    u, v)``; bias (O,); ``geo`` as :func:`_pack_cols`; ``step`` 2: a 1 x 1 kernel with
+    stride 2 and no padding, run as stride 1 over every other row and column (``geo``
+    says stride 1); y (N, O, H_out, W_out).
+    A task owns ``nr`` output rows of ``ni`` images (``ni > 1``: whole planes, weights
+    streamed once for more positions): it copies the input rows they read channels last
+    and padded into its own buffer (:func:`_channels_last`, in L2: a copy of the whole
+    input went out to memory and back, 0.5-1 ms on 56 x 56 x 64 x 8), then
+    for each block of ``4L`` channels sums 4 positions at a time in registers over the
+    whole kernel (:func:`_quad`), adds the bias, applies the activation (``relu``, ``hi``
+    as :func:`panel_forward`) and copies the block into the output planes, transposed
+    (:func:`_transpose_over`). Sums run in the order ``c, u, v``, the bias added last.
+    """
+    n_img, n_ch, h, w = x.shape
+    kh, kw, sh, sw, dh, dw, pt, pl, oh, ow = (geo[0], geo[1], geo[2], geo[3], geo[4],
+                                              geo[5], geo[6], geo[7], geo[8], geo[9])
+    n_out = y.shape[1]
+    khw, limg = kh * kw, oh * ow
+    L = lanes(x)
+    ob = 4 * L
+    wp = (ow - 1) * sw + (kw - 1) * dw + 1
+    xflat, yflat = x.ravel(), y.ravel()
+    taps = np.empty(khw, np.int64)  # each kernel entry's cell from the window's corner
+    for t in range(khw):
+        taps[t] = ((t // kw) * dh * wp + (t % kw) * dw) * n_ch
+    n_rb = (oh + nr - 1) // nr
+    n_ib = (n_img + ni - 1) // ni
+    n_tasks = n_ib * n_rb
+    counter = np.zeros(1, np.int64)
+    for _ in prange(threads):  # one worker per thread, tasks on demand (.tasks)
+        while True:
+            t = next_task(counter, n_tasks, threads)
+            if t < 0:
+                break
+            n0, r0 = t // n_rb * ni, t % n_rb * nr
+            n1, r1 = min(n_img, n0 + ni), min(oh, r0 + nr)
+            rows = (r1 - r0 - 1) * sh + (kh - 1) * dh + 1
+            size = rows * wp * n_ch  # of one image's rows in the buffer
+            tmp = np.empty(2 * L * L, x.dtype)
+            buf = np.empty((n1 - n0) * size, x.dtype)
+            for n in range(n0, n1):
+                _channels_last(xflat, n, n_ch, h, w, r0 * sh - pt, rows, step, pl, wp,
+                               buf[(n - n0) * size:], tmp)
+            per = (r1 - r0) * ow
+            used = (n1 - n0) * per
+            nq = (used + 3) // 4
+            corner = np.empty(nq * 4, np.int64)  # a block past the last repeats it
+            for j in range(nq * 4):
+                a, rq = divmod(min(j, used - 1), per)
+                corner[j] = a * size + ((rq // ow) * sh * wp + rq % ow * sw) * n_ch
+            acc = np.empty(nq * 4 * ob, x.dtype)
+            for o0 in range(0, n_out, ob):
+                for j in range(0, nq * 4, 4):
+                    _quad(wt, o0 * n_ch * khw, n_ch, taps, buf, corner[j], corner[j + 1],
+                          corner[j + 2], corner[j + 3], acc, j * ob)
+                for j in range(used):
+                    at = j * ob
+                    for m in range(0, ob, L):
+                        vstore(acc, at + m, vadd(vload(acc, at + m), vload(bias, o0 + m)))
+                    if relu:
+                        _copy_where(acc, at, acc, at, acc, at, ob)
+                    if hi < np.inf:
+                        _clamp(acc, at, ob, -np.inf, hi)
+                for n in range(n0, n1):
+                    _transpose_over(acc, (n - n0) * per * ob, ob, per, ob, 1, yflat,
+                                    (n * n_out + o0) * limg + r0 * ow, limg, tmp)
 
 
 @njit(parallel=True, **_OPTS)
