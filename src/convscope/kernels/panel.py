@@ -8,7 +8,10 @@ in Numba's thread pool (a BLAS call leaves its own threads spinning, which then 
 next compiled loop 2-6x on two cores, and the compiled loop's idle threads slow BLAS:
 measured). Compared with the direct loops (:mod:`.direct`), no position is computed for
 nothing: positions run over the whole batch, so small planes (ResNet's 7 x 7 and 2 x 2)
-fill the vectors, and strided convolutions read only the cells they use.
+fill the vectors, and strided convolutions read only the cells they use. Layers with many
+channels (one group, >= 16 input channels, >= 128 kernel entries, output channels in
+blocks of 4 vectors) take the forward with the output channels as the lanes and no
+packing at all (:func:`_nhwc_forward`, ``_jit.panel.nhwc_forward``).
 
 Numba is imported on the first call, not before.
 """

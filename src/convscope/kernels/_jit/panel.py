@@ -16,6 +16,10 @@ one image and a few input channels, so its scatter never meets another task's. T
 gradient is ``GW = GY @ B^T``: a task owns a block of kernel entries and output channels,
 walks all positions in panels, and keeps each sum's lanes apart (added by the caller).
 Every sum runs in a fixed order: results do not depend on threads or task hand-out.
+
+For layers with many channels the forward has the roles swapped (:func:`nhwc_forward`):
+the output channels are the vector lanes, the input values are broadcast from a copy of
+the task's input rows laid out channels last, and nothing is packed.
 """
 
 from __future__ import annotations
