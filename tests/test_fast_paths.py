@@ -710,6 +710,70 @@ def test_channels_last_forward_needs_its_conditions(monkeypatch):
     assert calls == []
 
 
+# The 1 x 1 weight gradient as GY @ Xs (Xs the cells read, channels last; gy in place):
+# stride 2 over odd sizes, stride 1, output channels past a block of tasks, input channels
+# in several blocks of 4 vectors
+POINTWISE_WGRAD = [
+    ConvCase("pw_s2_odd", 2, 64, 15, 13, 12, 1, 1, (2, 2)),
+    ConvCase("pw_s1", 3, 128, 9, 10, 8, 1, 1),
+    ConvCase("pw_o132", 1, 64, 16, 16, 132, 1, 1, (2, 2)),
+    ConvCase("pw_c192", 2, 192, 17, 18, 20, 1, 1, (2, 2)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", POINTWISE_WGRAD, ids=lambda c: c.name)
+def test_pointwise_weight_gradient_matches_reference(monkeypatch, case, dtype):
+    # against the reference within the bound of the sum over images and positions, the
+    # bias gradient too; the loop really ran; the same bits on 1 and 2 threads and for any
+    # task split; close to the transposed-gy path it replaces
+    import numba
+
+    from convscope.kernels import panel
+
+    x, _, _, gy = case.arrays(np.random.default_rng(8), dtype)
+    geo = case.geometry
+    want = ref.conv2d_grad_weight(gy.astype(np.float64), x.astype(np.float64), (1, 1), *geo)
+    magnitude = ref.conv2d_grad_weight(_abs64(gy), _abs64(x), (1, 1), *geo)
+    u, factor = (U64, 2.0) if dtype == np.float64 else (U32, 1.0)
+    calls = []
+    real = panel._pointwise_grad_weight
+    monkeypatch.setattr(panel, "_pointwise_grad_weight",
+                        lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(panel, "POINTWISE_WGRAD_POSITIONS", 1)
+    monkeypatch.setattr(panel, "POINTWISE_WGRAD_OUT", 4)
+    gw, gb = panel.conv2d_grad_weight(gy, x, (1, 1), *geo, bias=True)
+    assert calls and gw.dtype == dtype and gw.shape == want.shape
+    assert_within_bound(gw, want, magnitude, gy.size // case.o, u, factor,
+                        what=f"pointwise weight gradient {case}")
+    np.testing.assert_allclose(gb, gy.astype(np.float64).sum(axis=(0, 2, 3)),
+                               rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-4)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        np.testing.assert_array_equal(panel.conv2d_grad_weight(gy, x, (1, 1), *geo), gw)
+    finally:
+        numba.set_num_threads(threads)
+    monkeypatch.setattr(panel, "POINTWISE_WGRAD_TASKS", 1)  # one task per channel block
+    np.testing.assert_array_equal(panel.conv2d_grad_weight(gy, x, (1, 1), *geo), gw)
+    n_calls = len(calls)
+    monkeypatch.setattr(panel, "POINTWISE_WGRAD", False)
+    np.testing.assert_allclose(panel.conv2d_grad_weight(gy, x, (1, 1), *geo), gw,
+                               rtol=1e-4 if dtype == np.float32 else 1e-12,
+                               atol=1e-4 if dtype == np.float32 else 1e-12)
+    assert len(calls) == n_calls
+    for other in (ConvCase("pad", 1, 64, 6, 6, 8, 1, 1, padding=_pad(1, 0, 0, 0)),
+                  ConvCase("s3", 1, 64, 6, 6, 8, 1, 1, (3, 3)),
+                  ConvCase("c48", 1, 48, 6, 6, 8, 1, 1, (2, 2)),
+                  ConvCase("k3", 1, 64, 6, 6, 8, 3, 3, (2, 2))):
+        xo, _, _, go = other.arrays(np.random.default_rng(9), np.float32)
+        kernel = (other.kh, other.kw)
+        np.testing.assert_allclose(panel.conv2d_grad_weight(go, xo, kernel, *other.geometry),
+                                   ref.conv2d_grad_weight(go, xo, kernel, *other.geometry),
+                                   rtol=1e-4, atol=1e-4)
+    assert len(calls) == n_calls  # none of those took it
+
+
 @st.composite
 def _nhwc_configs(draw):
     case = draw(conv_configs(min_batch=1, max_batch=3, max_out=7))
@@ -855,6 +919,16 @@ _AS_PYTHON = textwrap.dedent("""
             np.testing.assert_allclose(panel.conv2d(x, wt, b, *geo, relu=True),
                                        np.maximum(ref.conv2d(x, wt, b, *geo), 0), rtol=1e-4,
                                        atol=1e-4)
+    # the 1 x 1 weight gradient as GY @ Xs (every other row and column, channels last)
+    panel.POINTWISE_WGRAD_POSITIONS, panel.POINTWISE_WGRAD_OUT = 1, 4
+    for dtype in (np.float64, np.float32):
+        lanes = 64 // np.dtype(dtype).itemsize
+        x = rng.uniform(-1, 1, (2, 4 * lanes, 5, 7)).astype(dtype)
+        gy = rng.uniform(-1, 1, (2, 8, 3, 4)).astype(dtype)
+        geo = ((2, 2), ((0, 0), (0, 0)), (1, 1), 1)
+        np.testing.assert_allclose(panel.conv2d_grad_weight(gy, x, (1, 1), *geo),
+                                   ref.conv2d_grad_weight(gy, x, (1, 1), *geo), rtol=1e-4,
+                                   atol=1e-4)
     # the strided input gradient by phases (gy padded, its weights transposed by tiles,
     # the zipped write-out), and a weight gradient whose transpose has whole tiles
     panel.PHASE_POSITIONS, panel.PHASE_FILL = 0, 0

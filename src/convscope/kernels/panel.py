@@ -46,6 +46,12 @@ NHWC = True  # forward: output channels as the lanes, input channels last (no pa
 NHWC_CHANNELS = 16  # ... for one group of this many input channels and up ...
 NHWC_ENTRIES = 128  # ... and kernel entries (1 x 1, 64 channels: the packed product was faster)
 NHWC_POSITIONS = 128  # ... this many positions and up (also the positions of a task)
+POINTWISE_WGRAD = True  # 1 x 1 weight gradient as GY @ Xs, Xs channels last ...
+POINTWISE_WGRAD_STRIDES = (1, 2)  # ... for these strides ...
+POINTWISE_WGRAD_POSITIONS = 64  # ... and output planes of this many positions and up
+POINTWISE_WGRAD_OUT = 128  # ... and output channels (64 out of 192 in: 1.06x slower)
+POINTWISE_WGRAD_TASKS = 8  # split the output channels into at least this many tasks
+POINTWISE_WGRAD_RUN = 64  # positions of Xs in L1 at a time
 
 _LOOPS = None
 _TINY = None
@@ -205,6 +211,41 @@ def _nhwc_forward(x, w, bias, stride, padding, dilation, relu, hi, y):
     _run(_jit().nhwc_forward, -(-n // ni) * -(-oh // nr), y.size * k, x, wt.ravel(), bias,
          geo, step, nr, ni, relu, float(hi), y, threads=True)
     return y
+
+
+def _pointwise_wgrad(groups, kernel_hw, stride, padding, c, o, positions, dtype):
+    """Whether a weight gradient takes ``_jit.panel.pointwise_grad_weight``: a 1 x 1 kernel
+    with stride 1 or 2 and no padding, one group, input channels in blocks of 4 vectors,
+    ``POINTWISE_WGRAD_OUT`` output channels and up in blocks of 4, planes of
+    ``POINTWISE_WGRAD_POSITIONS`` and up."""
+    return (POINTWISE_WGRAD and groups == 1 and tuple(kernel_hw) == (1, 1)
+            and stride[0] == stride[1] and stride[0] in POINTWISE_WGRAD_STRIDES
+            and not any(map(any, padding)) and c % (4 * _lanes(dtype)) == 0 and o % 4 == 0
+            and o >= POINTWISE_WGRAD_OUT and positions >= POINTWISE_WGRAD_POSITIONS)
+
+
+def _pointwise_grad_weight(gy, x, step, bias):
+    """The 1 x 1 weight gradient as ``GY @ Xs`` with ``Xs`` the cells read, channels last
+    (``_jit.panel.channels_last``: a quarter of the input for stride 2) and ``gy`` read in
+    place: no transposed ``gy``, no packing; the bias gradient a NumPy sum."""
+    n, o, oh, ow = gy.shape
+    c = x.shape[1]
+    dtype = gy.dtype
+    x = np.ascontiguousarray(x, dtype=dtype)
+    xs = np.empty(n * oh * ow * c, dtype)
+    nr = max(1, min(oh, -(-NHWC_POSITIONS // ow)))
+    _run(_jit().channels_last, n * -(-oh // nr), xs.size, x, step, oh, ow, nr, xs,
+         threads=True)
+    gw = np.empty((o, c), dtype)
+    n_cb = c // (4 * _lanes(dtype))
+    ot = max(4, _up(-(-o // max(1, -(-POINTWISE_WGRAD_TASKS // n_cb))), 4))
+    gy = np.ascontiguousarray(gy)
+    _run(_jit().pointwise_grad_weight, n_cb * -(-o // ot), gy.size * c, xs, gy,
+         POINTWISE_WGRAD_RUN, ot, gw, threads=True)
+    gw = gw.reshape(o, c, 1, 1)
+    if bias:
+        return gw, gy.sum(axis=(0, 2, 3), dtype=dtype)
+    return gw
 
 
 def _tiny(groups, out_hw, count, block):
@@ -415,6 +456,8 @@ def conv2d_grad_weight(gy, x, kernel_hw, stride, padding, dilation, groups, bias
         return _tiny_grad_weight(np.ascontiguousarray(gy), np.ascontiguousarray(x, dtype=dtype),
                                  kernel_hw, stride, padding, dilation, bias)
     block = 4 * _lanes(dtype)
+    if _pointwise_wgrad(groups, kernel_hw, stride, padding, cg, o, oh * ow, dtype):
+        return _pointwise_grad_weight(gy, x, stride[0], bias)
     p = n * oh * ow
     nc = min(_up(p, 4), WGRAD_POSITIONS)
     gt = np.empty((groups, _up(p, nc), _up(og, block)), dtype)

@@ -31,9 +31,9 @@ from .rows import _clamp, _copy, _copy_where, _sum
 from .simd import lanes, vadd, veven, vfma, vload, vsplat, vstore, vzero, vziphi, vziplo
 from .tasks import next_task
 
-__all__ = ["col2im", "nhwc_forward", "pack_all", "panel_forward", "panel_grad_input",
-           "panel_grad_weight", "pad_planes", "phase_grad_input", "pointwise_forward",
-           "transpose_grad", "transpose_planes"]
+__all__ = ["channels_last", "col2im", "nhwc_forward", "pack_all", "panel_forward",
+           "panel_grad_input", "panel_grad_weight", "pad_planes", "phase_grad_input",
+           "pointwise_forward", "pointwise_grad_weight", "transpose_grad", "transpose_planes"]
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
@@ -907,6 +907,67 @@ def nhwc_forward(x, wt, bias, geo, step, nr, ni, relu, hi, y, threads):
                 for n in range(n0, n1):
                     _transpose_over(acc, (n - n0) * per * ob, ob, per, ob, 1, yflat,
                                     (n * n_out + o0) * limg + r0 * ow, limg, tmp)
+
+
+@njit(parallel=True, **_OPTS)
+def channels_last(x, step, oh, ow, nr, out, threads):
+    """``out[n, r, q, c] = x[n, c, r * step, q * step]`` (out (N, oh, ow, C), flat): the
+    cells a 1 x 1 kernel with stride ``step`` and no padding reads, channels last, for
+    :func:`pointwise_grad_weight`. A task copies ``nr`` rows of one image
+    (:func:`_channels_last`)."""
+    n_img, n_ch, h, w = x.shape
+    L = lanes(x)
+    xflat = x.ravel()
+    n_rb = (oh + nr - 1) // nr
+    n_tasks = n_img * n_rb
+    counter = np.zeros(1, np.int64)
+    for _ in prange(threads):  # one worker per thread, tasks on demand (.tasks)
+        while True:
+            t = next_task(counter, n_tasks, threads)
+            if t < 0:
+                break
+            n, r0 = t // n_rb, t % n_rb * nr
+            _channels_last(xflat, n, n_ch, h, w, r0, min(nr, oh - r0), step, 0, ow,
+                           out[(n * oh + r0) * ow * n_ch:], np.empty(2 * L * L, x.dtype))
+
+
+@njit(parallel=True, **_OPTS)
+def pointwise_grad_weight(xs, gy, pc, ot, out, threads):
+    """The weight gradient of a 1 x 1 kernel (one group): ``out[o, c] = sum_p gy[n, o, p] *
+    xs[n, p, c]`` over images and positions in order, ``xs`` the input's cells channels
+    last (:func:`channels_last`), ``gy`` (N, O, H_out, W_out) read in place (no
+    transposed copy). A task owns ``ot`` output channels (a multiple of 4) x ``4L`` input
+    channels: for each run of ``pc`` positions (its block of ``xs`` in L1) every 4
+    channels' rows of ``gy`` are broadcast against it (:func:`_mm4x4`), the sums in the
+    task's block."""
+    n_img, n_out = gy.shape[0], gy.shape[1]
+    hw = gy.shape[2] * gy.shape[3]
+    n_ch = out.shape[1]
+    L = lanes(xs)
+    cb = 4 * L
+    n_cb = n_ch // cb
+    n_ot = (n_out + ot - 1) // ot
+    gflat, oflat = gy.ravel(), out.ravel()
+    n_tasks = n_ot * n_cb
+    counter = np.zeros(1, np.int64)
+    for _ in prange(threads):  # one worker per thread, tasks on demand (.tasks)
+        while True:
+            t = next_task(counter, n_tasks, threads)
+            if t < 0:
+                break
+            o0, c0 = t // n_cb * ot, t % n_cb * cb
+            o1 = min(n_out, o0 + ot)
+            acc = np.empty((o1 - o0) * cb, xs.dtype)
+            for n in range(n_img):
+                for p0 in range(0, hw, pc):
+                    k = min(pc, hw - p0)
+                    for o in range(o0, o1, 4):
+                        r = (n * n_out + o) * hw + p0
+                        _mm4x4(xs, (n * hw + p0) * n_ch + c0, n_ch, k, gflat, r, r + hw,
+                               r + 2 * hw, r + 3 * hw, 1, acc, (o - o0) * cb, cb,
+                               n == 0 and p0 == 0, 0.0, 0.0, 0.0, 0.0)
+            for o in range(o0, o1):
+                _copy(oflat, o * n_ch + c0, acc, (o - o0) * cb, cb)
 
 
 @njit(parallel=True, **_OPTS)
