@@ -55,7 +55,11 @@ def conv_bn_act(input: Any, weight: Any, bias: Any, gamma: Any, beta: Any, mean:
         shift = shift + np.asarray(bias, np.float64) * scale
     if beta is not None:
         shift = shift + np.asarray(beta, np.float64)
-    wf = np.ascontiguousarray((w * scale.astype(dt).reshape(-1, 1, 1, 1)).astype(dt))
+    # one pass: the product is already of dtype dt and contiguous (an .astype copy after
+    # it was a second pass over every weight, ~1 ms a pass for ResNet-18's layer 4)
+    wf = np.multiply(w, scale.astype(dt).reshape(-1, 1, 1, 1), dtype=dt)
+    if not wf.flags.c_contiguous:
+        wf = np.ascontiguousarray(wf)
     bf = shift.astype(dt)
     args = (tuple(stride), _padding(padding), tuple(dilation), groups)
     y = kernels.conv2d_relu(x, wf, bf, *args, hi=_HI[act]) if act in _ACTS else \
