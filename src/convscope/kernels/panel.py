@@ -204,7 +204,8 @@ def _nhwc_forward(x, w, bias, stride, padding, dilation, relu, hi, y):
     k = c * kh * kw
     wt = np.empty((o // block, k, block), x.dtype)
     _run(_jit().transpose_planes, o // block * (block // _lanes(x.dtype)), w.size,
-         np.ascontiguousarray(w).reshape(o // block, block, k), wt, threads=True)
+         np.ascontiguousarray(w, dtype=x.dtype).reshape(o // block, block, k), wt,
+         threads=True)
     geo = _geo((kh, kw), stride, dilation, padding, (oh, ow))
     nr = max(1, min(oh, -(-NHWC_POSITIONS // ow)))
     ni = max(1, min(n, NHWC_POSITIONS // (oh * ow))) if nr == oh else 1
