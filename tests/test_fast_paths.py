@@ -542,17 +542,19 @@ PHASE_GI = [
 ]
 
 
-def _phase_calls(monkeypatch):
+def _calls(monkeypatch, name):
+    """Record the first argument's shape of each call of ``kernels.panel.<name>`` (a spy
+    that still runs it): which path a product took."""
     from convscope.kernels import panel
 
     calls = []
-    phase = panel._phase_grad_input
+    real = getattr(panel, name)
 
     def count(*args, **kwargs):
         calls.append(args[0].shape)
-        return phase(*args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(panel, "_phase_grad_input", count)
+    monkeypatch.setattr(panel, name, count)
     return calls
 
 
@@ -572,7 +574,7 @@ def test_phase_input_gradient_matches_reference(monkeypatch, case, dtype):
                                  (case.h, case.w), *geo)
     magnitude = ref.conv2d_grad_input(_abs64(gy), _abs64(w), (case.h, case.w), *geo)
     u, factor = (U64, 2.0) if dtype == np.float64 else (U32, 1.0)
-    calls = _phase_calls(monkeypatch)
+    calls = _calls(monkeypatch, "_phase_grad_input")
     monkeypatch.setattr(panel, "PHASE_POSITIONS", 0)  # small planes too
     monkeypatch.setattr(panel, "PHASE_FILL", 0)
     got = panel.conv2d_grad_input(gy, w, (case.h, case.w), *geo)
@@ -637,20 +639,6 @@ NHWC = [
 ]
 
 
-def _nhwc_calls(monkeypatch):
-    from convscope.kernels import panel
-
-    calls = []
-    forward = panel._nhwc_forward
-
-    def count(*args, **kwargs):
-        calls.append(args[0].shape)
-        return forward(*args, **kwargs)
-
-    monkeypatch.setattr(panel, "_nhwc_forward", count)
-    return calls
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", NHWC, ids=lambda c: c.name)
 def test_channels_last_forward_matches_reference(monkeypatch, case, dtype):
@@ -667,7 +655,7 @@ def test_channels_last_forward_matches_reference(monkeypatch, case, dtype):
     want = ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), *geo)
     magnitude = ref.conv2d(_abs64(x), _abs64(w), _abs64(b), *geo)
     u, factor = (U64, 2.0) if dtype == np.float64 else (U32, 1.0)
-    calls = _nhwc_calls(monkeypatch)
+    calls = _calls(monkeypatch, "_nhwc_forward")
     monkeypatch.setattr(panel, "NHWC_POSITIONS", 8)  # several tasks on these small cases
     got = panel.conv2d(x, w, b, *geo)
     assert calls and got.dtype == dtype and got.shape == want.shape
@@ -697,7 +685,7 @@ def test_channels_last_forward_needs_its_conditions(monkeypatch):
     # 4 vectors, too few positions: the packed product, and still the reference's values
     from convscope.kernels import panel
 
-    calls = _nhwc_calls(monkeypatch)
+    calls = _calls(monkeypatch, "_nhwc_forward")
     monkeypatch.setattr(panel, "NHWC_POSITIONS", 8)
     for case in [ConvCase("groups", 1, 32, 6, 6, 64, 3, 3, groups=2),
                  ConvCase("c15", 1, 15, 6, 6, 64, 3, 3),
@@ -736,10 +724,7 @@ def test_pointwise_weight_gradient_matches_reference(monkeypatch, case, dtype):
     want = ref.conv2d_grad_weight(gy.astype(np.float64), x.astype(np.float64), (1, 1), *geo)
     magnitude = ref.conv2d_grad_weight(_abs64(gy), _abs64(x), (1, 1), *geo)
     u, factor = (U64, 2.0) if dtype == np.float64 else (U32, 1.0)
-    calls = []
-    real = panel._pointwise_grad_weight
-    monkeypatch.setattr(panel, "_pointwise_grad_weight",
-                        lambda *a: calls.append(1) or real(*a))
+    calls = _calls(monkeypatch, "_pointwise_grad_weight")
     monkeypatch.setattr(panel, "POINTWISE_WGRAD_POSITIONS", 1)
     monkeypatch.setattr(panel, "POINTWISE_WGRAD_OUT", 4)
     gw, gb = panel.conv2d_grad_weight(gy, x, (1, 1), *geo, bias=True)

@@ -673,49 +673,13 @@ def phase_grad_input(gp, hp, wp, wt, kw, rph, cph, tasks, sh, sw, pt, pl, kc, nr
 
 
 @njit(inline="always", **_OPTS)
-def _transpose_tile(src, s, ss, dst, d, ds, tmp):
-    """``dst[d + j * ds + i] = src[s + i * ss + j]`` for ``i, j < L`` (a vector's lanes): the
-    ``L`` rows loaded, zipped with the row half a tile away ``log2(L)`` times (row ``2i``
-    / ``2i + 1`` = low / high halves of rows ``i`` and ``i + L/2`` zipped: after
-    ``log2(L)`` rounds, the transpose), stored as ``L`` rows; ``tmp`` holds ``2 L``
-    vectors."""
-    L = lanes(src)
-    half = L // 2
-    for i in range(L):
-        vstore(tmp, i * L, vload(src, s + i * ss))
-    a, b = 0, L * L
-    step = 1
-    while step < L:
-        for i in range(half):
-            x, y = vload(tmp, a + i * L), vload(tmp, a + (i + half) * L)
-            vstore(tmp, b + 2 * i * L, vziplo(x, y))
-            vstore(tmp, b + (2 * i + 1) * L, vziphi(x, y))
-        a, b = b, a
-        step *= 2
-    for j in range(L):
-        vstore(dst, d + j * ds, vload(tmp, a + j * L))
-
-
-@njit(inline="always", **_OPTS)
-def _transpose_block(src, s, ss, rows, cols, dst, d, ds, tmp):
-    """``dst[d + j * ds + i] = src[s + i * ss + j]`` for ``i < rows``, ``j < cols``: by
-    :func:`_transpose_tile`'s tiles, the cells outside whole tiles one by one."""
-    L = lanes(src)
-    r_full, c_full = rows // L * L, cols // L * L
-    for i0 in range(0, r_full, L):
-        for j0 in range(0, c_full, L):
-            _transpose_tile(src, s + i0 * ss + j0, ss, dst, d + j0 * ds + i0, ds, tmp)
-    for j in range(cols):
-        for i in range(r_full if j < c_full else 0, rows):
-            dst[d + j * ds + i] = src[s + i * ss + j]
-
-
-@njit(inline="always", **_OPTS)
 def _tile(src, s, ss, step, dst, d, ds, n_out, tmp):
     """``dst[d + j * ds + i] = src[s + i * ss + j * step]`` for ``i < L`` and ``j < n_out``
-    (``<= L``): :func:`_transpose_tile` reading every ``step``-th value of the rows (1 or
-    2: two loads and their even lanes) and storing the first ``n_out`` transposed rows
-    (reads go ``step * L`` values along each row whatever ``n_out``)."""
+    (``<= L``), every ``step``-th value of the rows (1 or 2: two loads and their even
+    lanes; reads go ``step * L`` values along each row whatever ``n_out``): the ``L`` rows
+    loaded, zipped with the row half a tile away ``log2(L)`` times (row ``2i`` / ``2i + 1``
+    = low / high halves of rows ``i`` and ``i + L/2`` zipped: after ``log2(L)`` rounds, the
+    transpose), the first ``n_out`` stored; ``tmp`` holds ``2 L`` vectors."""
     L = lanes(src)
     half = L // 2
     for i in range(L):
@@ -972,8 +936,8 @@ def pointwise_grad_weight(xs, gy, pc, ot, out, threads):
 
 @njit(parallel=True, **_OPTS)
 def transpose_planes(a, out, threads):
-    """``out[g, j, i] = a[g, i, j]`` for a (G, R, C), by :func:`_transpose_tile`'s tiles (a
-    task per tile row), values one by one at the edges."""
+    """``out[g, j, i] = a[g, i, j]`` for a (G, R, C), by :func:`_transpose_over` (a task per
+    tile row; a last one of fewer than ``L`` rows value by value)."""
     n_grp, n_r, n_c = a.shape
     L = lanes(a)
     aflat, oflat = a.ravel(), out.ravel()
@@ -987,7 +951,7 @@ def transpose_planes(a, out, threads):
                 break
             g, i0 = t // n_rb, t % n_rb * L
             base = g * n_r * n_c
-            _transpose_block(aflat, base + i0 * n_c, n_c, min(L, n_r - i0), n_c, oflat,
+            _transpose_over(aflat, base + i0 * n_c, n_c, min(L, n_r - i0), n_c, 1, oflat,
                              base + i0, n_r, np.empty(2 * L * L, a.dtype))
 
 
@@ -998,8 +962,9 @@ def transpose_grad(gy, n_grp, og64, gt, gbp, threads):
     the weight gradient reads a vector of output channels per position; ``gbp[n, c]`` gets
     the sum of ``gy[n, c]`` (the bias gradient's partials, added by the caller in image
     order). One image of one group per task, by tiles of a vector's lanes squared
-    (:func:`_transpose_tile`: 1.15 -> ~0.2 ms for 8 x 128 x 28 x 28, where a value at a
-    time read each channel's cache line 16 times), values one by one at the edges."""
+    (:func:`_transpose_over`: 1.15 -> ~0.2 ms for 8 x 128 x 28 x 28, where a value at a
+    time read each channel's cache line 16 times; the last tiles overlap the ones before,
+    fewer than ``L`` channels value by value)."""
     n_img, n_out = gy.shape[0], gy.shape[1]
     limg = gy.shape[2] * gy.shape[3]
     og = n_out // n_grp
@@ -1022,7 +987,7 @@ def transpose_grad(gy, n_grp, og64, gt, gbp, threads):
             row0 = (g * pp + n * limg) * og64
             for o in range(og):  # by vectors: a chain of scalar adds was half of this loop
                 gbp[n, g * og + o] = _sum(gflat, src0 + o * limg, limg)
-            _transpose_block(gflat, src0, limg, og, limg, tflat, row0, og64, tmp)
+            _transpose_over(gflat, src0, limg, og, limg, 1, tflat, row0, og64, tmp)
             for q in range(limg):  # the channels past og: zeros
                 _zero(tflat, row0 + q * og64 + og, og64 - og)
 
